@@ -1,0 +1,106 @@
+"""`mnist-lab bench`: the study's PIL pipeline and mnist_lab's data path, measured side by side.
+
+Same device, network (iteration 5), batch size and augmentation recipe. Rounds alternate
+reference / lab so that load from other users of a shared machine falls on both.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .blocks import Net
+from .config import Config
+from .data import MNISTData
+from .iterations import BLOCKS
+from .trainer import evaluate, pick_device, train_one_epoch
+
+
+def _reference_round(model, opt, loader_iter, batches, device) -> float:
+    model.train()
+    n, t = 0, time.perf_counter()
+    for _ in range(batches):
+        x, y = next(loader_iter)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        loss = F.nll_loss(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        n += len(y)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - t)
+
+
+def _lab_round(model, opt, data, cfg, device) -> float:
+    t = time.perf_counter()
+    stats = train_one_epoch(model, data.train, opt, cfg, desc="lab")
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return stats["seen"] / (time.perf_counter() - t)
+
+
+def run(device="auto", rounds=5, batches=300, data_dir=None, log=print) -> dict:
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import MNIST
+
+    from . import fetch
+    from .augment import reference_transform
+
+    dev = pick_device(device)
+    root = fetch.ensure(data_dir).parent.parent
+    torch.manual_seed(0)
+    # (a) the study's pipeline: per-image PIL transforms in 2 worker processes
+    ds = MNIST(str(root), train=True, download=False, transform=reference_transform())
+    loader = DataLoader(ds, batch_size=64, shuffle=True, num_workers=2, pin_memory=dev.type == "cuda",
+                        persistent_workers=True, drop_last=True)
+    ref_model = Net(BLOCKS[5]).to(dev)
+    ref_opt = torch.optim.Adam(ref_model.parameters(), lr=0.002)
+    # (b) mnist_lab: data on the device, batched augmentation, the real trainer loop
+    cfg = Config(iteration=5, device=str(dev), data_dir=str(root))
+    data = MNISTData.load(root, dev, batch_size=64, seed=0, max_batches=batches)
+    lab_model = Net(BLOCKS[5]).to(dev)
+    if cfg.channels_last:
+        lab_model.to(memory_format=torch.channels_last)
+    lab_opt = torch.optim.Adam(lab_model.parameters(), lr=0.002)
+
+    def ref_batches():
+        while True:
+            yield from loader
+
+    it = ref_batches()
+    _reference_round(ref_model, ref_opt, it, 10, dev)  # warm-up: workers started, kernels chosen
+    data.train.max_batches = 10
+    _lab_round(lab_model, lab_opt, data, cfg, dev)
+    data.train.max_batches = batches
+    ref, lab = [], []
+    for i in range(rounds):
+        ref.append(_reference_round(ref_model, ref_opt, it, batches, dev))
+        lab.append(_lab_round(lab_model, lab_opt, data, cfg, dev))
+        log(f"round {i + 1}/{rounds}: reference {ref[-1]:,.0f} img/s, lab {lab[-1]:,.0f} img/s")
+    evals = []
+    for _ in range(3):
+        t = time.perf_counter()
+        stats = evaluate(lab_model, data.test, cfg)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        evals.append(stats["total"] / (time.perf_counter() - t))
+    ref_m, lab_m = statistics.median(ref), statistics.median(lab)
+    return {
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "rounds": rounds,
+        "batches_per_round": batches,
+        "reference_img_s": round(ref_m, 1),
+        "lab_img_s": round(lab_m, 1),
+        "ratio": round(lab_m / ref_m, 2),
+        # the per-round ratios show how much of the spread is the machine
+        "round_ratios": [round(l / r, 2) for r, l in zip(ref, lab)],
+        "reference_epoch_s": round(60_000 / ref_m, 1),
+        "lab_epoch_s": round(60_000 / lab_m, 1),
+        "eval_img_s": round(statistics.median(evals), 1),
+        "eval_10k_s": round(10_000 / statistics.median(evals), 3),
+    }

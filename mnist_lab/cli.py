@@ -1,0 +1,130 @@
+"""The `mnist-lab` command line. Expected mistakes print a message and exit 2, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import LabError
+
+
+def cmd_data(a):
+    from . import fetch
+
+    t = time.perf_counter()
+    raw = fetch.ensure(a.root, repair=a.repair, log=print)
+    print(f"MNIST ready in {raw} ({time.perf_counter() - t:.2f} s)")
+
+
+def cmd_run(a):
+    from . import fetch, report, runner
+
+    out = Path(a.out)
+    notebooks = runner.find_notebooks(a.notebooks)
+    iterations = a.iterations or sorted(notebooks)
+    known = runner.notebook_parameters(notebooks[iterations[0]])
+    overrides = runner.parse_overrides(a.set or [], known)
+    device = overrides.get("device", "auto")
+    on_cpu = device == "cpu" or (device == "auto" and not _cuda())
+    threads = a.threads or (max(1, (os.cpu_count() or 1) // a.workers) if on_cpu else 0)
+    data_dir = Path(a.data or os.environ.get("MNIST_LAB_DATA", "data"))
+    fetch.ensure(data_dir)  # once, before any notebook starts: no two runs race to fetch it
+    jobs = runner.plan(notebooks, iterations, a.seeds, out, overrides, a.smoke, threads, data_dir)
+    print(f"{len(jobs)} run(s): iterations {iterations}, seeds {a.seeds}, {a.workers} worker(s), "
+          f"{threads or 'default'} thread(s) each{', tiny mode' if a.smoke else ''} -> {out}")
+    failures = runner.run_series(jobs, a.workers, a.force)
+    if not a.no_report:
+        try:
+            print(f"report: {report.build(out, data_dir)}")
+        except LabError as exc:
+            print(f"report not written: {exc}")
+    if failures:
+        print(f"\n{len(failures)} notebook(s) failed:")
+        for job, why in failures:
+            print(f"  iteration {job.iteration} seed {job.seed}: {why}\n    see {job.executed}")
+        sys.exit(1)
+
+
+def cmd_report(a):
+    from . import report
+
+    print(f"wrote {report.build(a.out, a.data)}")
+
+
+def cmd_bench(a):
+    from . import bench
+
+    log = (lambda *_: None) if a.json else print
+    rounds, batches = (3, 150) if a.quick else (a.rounds, a.batches)
+    res = bench.run(a.device, rounds, batches, a.data, log=log)
+    if a.json:
+        print(json.dumps(res))
+        return
+    print(f"device {res['device']} ({res['threads']} threads), torch {res['torch']}, iteration 5's network, batch 64")
+    print(f"  reference (PIL + DataLoader, 2 workers): {res['reference_img_s']:>9,.0f} img/s  "
+          f"~{res['reference_epoch_s']:.1f} s/epoch")
+    print(f"  mnist_lab (device tensors, batched aug):  {res['lab_img_s']:>9,.0f} img/s  ~{res['lab_epoch_s']:.1f} s/epoch")
+    print(f"  ratio lab / reference: {res['ratio']:.2f}x (per round: {res['round_ratios']})")
+    print(f"  held-out evaluation: {res['eval_img_s']:,.0f} img/s, all 10,000 test images in {res['eval_10k_s']:.3f} s")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mnist-lab", description="Small CNNs on MNIST: data, series runs, reports.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("data", help="fetch and verify the genuine MNIST")
+    d.add_argument("--root", default=None, help="data folder (default $MNIST_LAB_DATA or ./data)")
+    d.add_argument("--repair", action="store_true", help="replace corrupted or truncated files")
+    d.set_defaults(fn=cmd_data)
+
+    r = sub.add_parser("run", help="execute the notebook series with papermill into the reports folder")
+    r.add_argument("--iterations", type=int, nargs="+", help="which iterations (default: all)")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
+    r.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="notebook parameter overrides, e.g. epochs=2 device=cpu")
+    r.add_argument("--smoke", action="store_true", help="tiny runs: a quick check of the whole path, not results")
+    r.add_argument("--force", action="store_true", help="redo runs that already have result files")
+    r.add_argument("--workers", type=int, default=1, help="notebooks run at once (default 1)")
+    r.add_argument("--threads", type=int, default=0,
+                   help="CPU threads per notebook (default: cores / workers). Part of the recipe: float sums "
+                        "on the CPU depend on it, so equal threads give equal numbers")
+    r.add_argument("--out", default="reports", help="output folder (default: reports)")
+    r.add_argument("--notebooks", default="notebooks", help="notebook folder (default: notebooks)")
+    r.add_argument("--data", default=None, help="MNIST folder (default $MNIST_LAB_DATA or ./data)")
+    r.add_argument("--no-report", action="store_true", help="do not regenerate the report at the end")
+    r.set_defaults(fn=cmd_run)
+
+    rep = sub.add_parser("report", help="write <out>/README.md and plots from the result files")
+    rep.add_argument("--out", default="reports", help="reports folder holding results/ (default: reports)")
+    rep.add_argument("--data", default=None, help="MNIST folder, for the gallery of mistakes")
+    rep.set_defaults(fn=cmd_report)
+
+    b = sub.add_parser("bench", help="training throughput: the study's pipeline vs mnist_lab's, side by side")
+    b.add_argument("--quick", action="store_true", help="3 short rounds (under a minute on a 2-core CPU)")
+    b.add_argument("--rounds", type=int, default=5)
+    b.add_argument("--batches", type=int, default=400, help="batches per round and pipeline")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--data", default=None)
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except LabError as exc:
+        print(f"mnist-lab {args.command}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,79 @@
+"""One run's settings. Unknown or mistyped keys are rejected with a message that says what to do."""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import asdict, dataclass, fields
+
+from .errors import LabError
+
+SMOKE_ENV = "MNIST_LAB_SMOKE"  # "1" turns every run into a tiny run (used by the notebook tests)
+RESULTS_ENV = "MNIST_LAB_RESULTS"  # where result files go, overriding results_dir (keeps test runs out of reports/)
+
+
+@dataclass
+class Config:
+    iteration: int = 0          # which study iteration (1-7); 0 for an ad-hoc network
+    name: str = ""              # short name for files and the report
+    seed: int = 0               # seeds weights, shuffling, augmentation and dropout
+    epochs: int = 20            # full passes over the 60,000 training images
+    batch_size: int = 64        # images per optimizer step
+    lr: float = 0.002           # Adam learning rate
+    step_size: int = 15         # StepLR: multiply lr by gamma every this many epochs
+    gamma: float = 0.1          # StepLR decay factor
+    scheduler: str = "step"     # "step" (StepLR, the study's) or "plateau" (ReduceLROnPlateau on val loss)
+    val_fraction: float = 0.0   # fraction of the training set held out for validation (0 = none)
+    patience: int = 0           # early stopping: epochs without val-loss improvement (0 = off)
+    device: str = "auto"        # "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1"...
+    threads: int = 0            # CPU threads for this run (0 = torch's default)
+    channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU
+    data_dir: str = ""          # MNIST folder ("" = $MNIST_LAB_DATA or ./data)
+    results_dir: str = "reports/results"  # where the result file and checkpoint go
+    smoke: bool = False         # tiny run: few batches, 1,000 test images; never mixed with real results
+    smoke_batches: int = 20     # batches per epoch in a tiny run
+    smoke_epochs: int = 2       # at most this many epochs in a tiny run
+
+    def __post_init__(self):
+        for f in fields(self):
+            value, want = getattr(self, f.name), f.type
+            ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+                  "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+                  "str": isinstance(value, str),
+                  "bool": isinstance(value, bool)}[want]
+            if not ok:
+                raise LabError(f"config key {f.name!r} must be {want}, got {type(value).__name__} {value!r}")
+            if want == "float":
+                setattr(self, f.name, float(value))
+        if self.scheduler not in ("step", "plateau"):
+            raise LabError(f"scheduler must be 'step' or 'plateau', got {self.scheduler!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise LabError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.patience and not self.val_fraction:
+            raise LabError("early stopping (patience > 0) needs a validation split: set val_fraction, e.g. 0.1")
+        if self.scheduler == "plateau" and not self.val_fraction:
+            raise LabError("scheduler 'plateau' watches the validation loss: set val_fraction, e.g. 0.1")
+        if os.environ.get(SMOKE_ENV) == "1":
+            self.smoke = True
+        if os.environ.get(RESULTS_ENV):
+            self.results_dir = os.environ[RESULTS_ENV]
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        known = [f.name for f in fields(cls)]
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else f" Known keys: {', '.join(known)}."
+                raise LabError(f"unknown config key {key!r}.{hint}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def run_epochs(self) -> int:
+        return min(self.epochs, self.smoke_epochs) if self.smoke else self.epochs
+
+    @property
+    def run_id(self) -> str:
+        return f"it{self.iteration}_seed{self.seed}" + ("_smoke" if self.smoke else "")

@@ -1,0 +1,98 @@
+"""MNIST held as uint8 tensors on the training device, served in augmented batches.
+
+One split is one (N, 28, 28) uint8 tensor: 47 MB for the training set, so it fits on any device and
+an epoch never touches Python per image. Shuffling and augmentation draw from one seeded generator.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import fetch
+from .augment import augment, normalize, to_float
+from .errors import LabError
+
+SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    blob = path.read_bytes()
+    zero, dtype, ndim = struct.unpack(">HBB", blob[:4])
+    if zero != 0 or dtype != 0x08:
+        raise LabError(f"{path} is not an unsigned-byte IDX file; run `{fetch.REPAIR}`.")
+    shape = struct.unpack(f">{ndim}I", blob[4:4 + 4 * ndim])
+    return torch.frombuffer(bytearray(blob[4 + 4 * ndim:]), dtype=torch.uint8).view(*shape)
+
+
+def load_split(split: str, root=None, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(images uint8 (N, 28, 28), labels int64 (N,)) of 'train' or 'test', fetched on first use."""
+    raw = fetch.ensure(root)
+    images, labels = (read_idx(raw / name) for name in SPLITS[split])
+    return images.to(device), labels.long().to(device)
+
+
+@dataclass
+class Batches:
+    """Iterates (inputs, targets) batches over a split that lives on `images.device`."""
+    images: torch.Tensor
+    labels: torch.Tensor
+    batch_size: int = 64
+    train: bool = False  # shuffle and augment
+    generator: torch.Generator | None = None
+    max_batches: int | None = None  # the tiny-run knob
+
+    def __len__(self):
+        n = -(-len(self.images) // self.batch_size)
+        return min(n, self.max_batches) if self.max_batches else n
+
+    def __iter__(self):
+        n = len(self.images)
+        dev = self.images.device
+        if self.train:
+            order = torch.randperm(n, generator=self.generator, device=self.generator.device).to(dev)
+        else:
+            order = torch.arange(n, device=dev)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            x, y = self.images[idx], self.labels[idx]
+            yield (augment(x, self.generator) if self.train else normalize(to_float(x))), y
+
+
+@dataclass
+class MNISTData:
+    train: Batches
+    test: Batches
+    val: Batches | None = None
+
+    @classmethod
+    def load(cls, root=None, device="cpu", batch_size=64, seed=0, max_batches=None,
+             test_size=None, val_fraction=0.0, eval_batch_size=1000):
+        device = torch.device(device)
+        # The generator lives where the data does, so drawing from it never leaves the device.
+        gen = torch.Generator(device=device).manual_seed(seed)
+        xtr, ytr = load_split("train", root, device)
+        xte, yte = load_split("test", root, device)
+        if test_size:
+            xte, yte = xte[:test_size], yte[:test_size]
+        val = None
+        if val_fraction:
+            # A seeded split of the training set: same seed, same validation images.
+            order = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(seed)).to(device)
+            k = int(round(len(xtr) * val_fraction))
+            xva, yva = xtr[order[:k]], ytr[order[:k]]
+            xtr, ytr = xtr[order[k:]], ytr[order[k:]]
+            val = Batches(xva, yva, eval_batch_size, False)
+        return cls(Batches(xtr, ytr, batch_size, True, gen, max_batches),
+                   Batches(xte, yte, eval_batch_size, False), val)
+
+    @classmethod
+    def for_config(cls, cfg, device):
+        from .trainer import SMOKE_TEST_SIZE
+
+        return cls.load(cfg.data_dir or None, device, cfg.batch_size, cfg.seed,
+                        max_batches=cfg.smoke_batches if cfg.smoke else None,
+                        test_size=SMOKE_TEST_SIZE if cfg.smoke else None, val_fraction=cfg.val_fraction)

@@ -1,0 +1,239 @@
+"""`mnist-lab report`: README.md and plots in the reports folder, from result files only.
+
+The same result files always give the same report: no timestamps, sorted inputs, fixed formatting.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from .blocks import layer_counts
+from .errors import LabError
+from .io import atomic_write_bytes, atomic_write_text
+from .iterations import EPOCHS, LR, STUDY
+from .results import load_results
+
+def _recipe(r) -> tuple:
+    c = r.get("config", {})
+    return (r["epochs"], r["batch_size"], r["lr"], c.get("val_fraction", 0.0), c.get("scheduler", "step"))
+
+
+def _is_study_recipe(r) -> bool:
+    return _recipe(r) == (EPOCHS.get(r["iteration"]), 64, LR.get(r["iteration"]), 0.0, "step")
+
+
+def _mean_std(xs):
+    m = statistics.fmean(xs)
+    return m, (statistics.stdev(xs) if len(xs) > 1 else float("nan"))
+
+
+def _pm(m, s, n, digits=2):
+    return f"{m:.{digits}f} ± {s:.{digits}f} (n={n})" if n > 1 else f"{m:.{digits}f} (n=1)"
+
+
+def summarize(results: list[dict]) -> list[dict]:
+    """One row per (iteration, recipe): the means of its runs."""
+    groups = defaultdict(list)
+    for r in results:
+        groups[(r["iteration"], _recipe(r))].append(r)
+    rows = []
+    for (it, recipe), runs in sorted(groups.items()):
+        final = [r["final_test_acc"] for r in runs]
+        best = [max(h["test_acc"] for h in r["history"]) for r in runs]
+        train = [r["final_train_acc"] for r in runs]
+        sec = [statistics.fmean(h["seconds"] for h in r["history"]) for r in runs]
+        m, s = _mean_std(final)
+        rows.append({
+            "iteration": it, "name": runs[0]["name"], "runs": runs, "n": len(runs),
+            "seeds": sorted(r["seed"] for r in runs), "params": runs[0]["params"],
+            "layers": layer_counts(runs[0]["blocks"]), "epochs": recipe[0], "study_recipe": _is_study_recipe(runs[0]),
+            "recipe": dict(zip(("epochs", "batch_size", "lr", "val_fraction", "scheduler"), recipe)),
+            "final_mean": m, "final_std": s, "best_mean": statistics.fmean(best),
+            "train_mean": statistics.fmean(train), "sec_per_epoch": statistics.fmean(sec),
+            "devices": sorted({r["device"] + (f" ({r['device_name']})" if r.get("device_name") else "") for r in runs}),
+            "torch": sorted({r["torch"] for r in runs}), "threads": sorted({r.get("threads") for r in runs}),
+            "wall_seconds": sum(r["wall_seconds"] for r in runs),
+        })
+    return rows
+
+
+def _compare(rows_by_it, a, b, what) -> str | None:
+    if a not in rows_by_it or b not in rows_by_it:
+        return None
+    ra, rb = rows_by_it[a], rows_by_it[b]
+    d = ra["final_mean"] - rb["final_mean"]
+    if ra["n"] < 2 or rb["n"] < 2:
+        return f"- {what}: iteration {a} vs {b}: {d:+.2f} points (one run each: no spread to judge by)."
+    se = math.sqrt(ra["final_std"] ** 2 / ra["n"] + rb["final_std"] ** 2 / rb["n"])
+    verdict = ("larger than twice its standard error: a real difference" if abs(d) > 2 * se
+               else "within twice its standard error: not distinguishable from seed noise")
+    return f"- {what}: iteration {a} vs {b}: {d:+.2f} points (standard error {se:.2f}), {verdict}."
+
+
+def analysis(rows) -> list[str]:
+    by_it = {r["iteration"]: r for r in rows if r["study_recipe"]}
+    lines = [_compare(by_it, 5, 3, "BatchNorm (same network, BN after the first two convs)"),
+             _compare(by_it, 4, 3, "BatchNorm plus a wider last 1x1 conv"),
+             _compare(by_it, 6, 5, "Dropout(0.5) before the head"),
+             _compare(by_it, 7, 5, "Dropout after every stage"),
+             _compare(by_it, 7, 6, "Dropout after every stage vs head-only dropout")]
+    lines = [l for l in lines if l]
+    small = [r for r in by_it.values() if r["params"] < 20_000]
+    if small:
+        best = max(small, key=lambda r: r["final_mean"])
+        lines.append(f"- Best under 20K parameters on held-out data: iteration {best['iteration']} "
+                     f"({best['final_mean']:.2f}%). The study named iteration 5.")
+        for r in sorted(small, key=lambda r: r["iteration"]):
+            if r is not best:
+                lines.append("  " + _compare(by_it, best["iteration"], r["iteration"], "  margin")[2:])
+    return lines
+
+
+def _table(rows) -> list[str]:
+    head = ("| It | Description | Key concepts | Params | Total layers | Conv | MaxPool | Linear | BatchNorm | "
+            "Dropout | Epochs | **Held-out test acc, final epoch** (mean ± std, n) | Best epoch (picked on test, "
+            "optimistic) | Final train acc (augmented) | s / epoch | Study's reported acc (measured on training data) |")
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        desc, concepts, study = STUDY.get(r["iteration"], (r["name"], "", None))
+        L = r["layers"]
+        label = str(r["iteration"]) + ("" if r["study_recipe"] else "*")
+        out.append(f"| {label} | {desc} | {concepts} | {r['params']:,} | {L['total']} | {L['conv']} | {L['maxpool']} | "
+                   f"{L['linear']} | {L['batchnorm']} | {L['dropout']} | {r['epochs']} | "
+                   f"**{_pm(r['final_mean'], r['final_std'], r['n'])}** | {r['best_mean']:.2f} | "
+                   f"{r['train_mean']:.2f} | {r['sec_per_epoch']:.1f} | "
+                   f"{'' if study is None else f'{study:.2f} (train data)'} |")
+    return out
+
+
+def _savefig(fig, path: Path):
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})  # no version stamp: stable bytes
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _plots(rows, folder: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in rows:
+        n_ep = min(len(run["history"]) for run in r["runs"])
+        ep = list(range(1, n_ep + 1))
+        mean = [statistics.fmean(run["history"][e - 1]["test_acc"] for run in r["runs"]) for e in ep]
+        ax.plot(ep, mean, marker="o", ms=3, label=f"it {r['iteration']} ({r['params']:,} params)")
+    ax.set(xlabel="epoch", ylabel="held-out test accuracy (%)", title="Held-out test accuracy per epoch (mean over seeds)")
+    lo = min(min(statistics.fmean(run["history"][0]["test_acc"] for run in r["runs"]) for r in rows), 97)
+    ax.set_ylim(max(lo - 0.5, 0), 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _savefig(fig, folder / "test_acc_per_epoch.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for r in rows:
+        ax.errorbar(r["params"], r["final_mean"], yerr=0 if r["n"] < 2 else r["final_std"], fmt="o", capsize=4)
+        ax.annotate(f"it {r['iteration']}", (r["params"], r["final_mean"]), textcoords="offset points", xytext=(6, 4))
+    ax.set(xlabel="parameters", ylabel="final held-out test accuracy (%)",
+           title="Parameters vs held-out accuracy (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _savefig(fig, folder / "params_vs_acc.png")
+    plt.close(fig)
+    return ["test_acc_per_epoch.png", "params_vs_acc.png"]
+
+
+def _best_views(best, folder: Path, data_dir) -> list[str]:
+    """Confusion matrix (summed over seeds) and the misclassified digits of the best iteration's first seed."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    conf = np.sum([np.array(r["confusion"]) for r in best["runs"] if "confusion" in r], axis=0)
+    if conf.ndim != 2:
+        return []
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    ax.imshow(np.log1p(conf), cmap="Blues")
+    for i in range(10):
+        for j in range(10):
+            ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if i == j else "black")
+    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
+           title=f"Iteration {best['iteration']}: confusion on 10,000 test images\n(summed over {best['n']} seed(s))")
+    fig.tight_layout()
+    _savefig(fig, folder / "confusion_best.png")
+    plt.close(fig)
+    made = ["confusion_best.png"]
+    try:
+        from .data import load_split
+
+        images, _ = load_split("test", data_dir)
+    except LabError:
+        return made  # no data here: the confusion matrix still stands
+    run = best["runs"][0]
+    wrong = run["mistakes"]
+    cols = 10
+    rows_n = max(1, -(-len(wrong) // cols))
+    fig, axes = plt.subplots(rows_n, cols, figsize=(cols * 1.1, rows_n * 1.25), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (idx, pred, true) in zip(axes.flat, wrong):
+        ax.imshow(images[idx].numpy(), cmap="gray_r")
+        ax.set_title(f"{pred} (true {true})", fontsize=7)
+    fig.suptitle(f"Iteration {best['iteration']}, seed {run['seed']}: all {len(wrong)} misclassified test digits "
+                 "(predicted, true)", fontsize=9)
+    fig.tight_layout()
+    _savefig(fig, folder / "mistakes_best.png")
+    plt.close(fig)
+    return made + ["mistakes_best.png"]
+
+
+def build(out_dir="reports", data_dir=None) -> Path:
+    """Write <out_dir>/README.md and its plots from <out_dir>/results/*.json."""
+    out_dir = Path(out_dir)
+    results = load_results(out_dir / "results")
+    if not results:
+        raise LabError(f"no result files in {out_dir / 'results'}; run `mnist-lab run` first")
+    full = [r for r in results if not r["smoke"]]
+    smoke = [r for r in results if r["smoke"]]
+    md = ["# mnist_lab results", ""]
+    if full:
+        rows = summarize(full)
+        best = max((r for r in rows if r["study_recipe"]), key=lambda r: r["final_mean"], default=rows[0])
+        md += ["Accuracy is measured on the **10,000 held-out MNIST test images**, un-augmented, after the final "
+               "epoch, as mean ± sample standard deviation over seeds. The study's own figures were measured on "
+               "its augmented training data and are shown only for reference.", ""]
+        md += _table(rows)
+        if any(not r["study_recipe"] for r in rows):
+            md += ["", "\\* not the study's recipe (epochs, lr, batch size or validation settings changed)."]
+        md += ["", "## What the held-out numbers say", ""] + analysis(rows)
+        md += ["", "## Plots", ""]
+        for name in _plots(rows, out_dir):
+            md.append(f"![{name}]({name})")
+        md += ["", f"## Best iteration: {best['iteration']}", ""]
+        for name in _best_views(best, out_dir, data_dir):
+            md.append(f"![{name}]({name})")
+        md += ["", "## How these numbers were made", ""]
+        seeds = sorted({r["seed"] for r in full})
+        md += [f"- {len(full)} result files in `results/`, each written by one executed notebook in `notebooks/` "
+               f"(papermill runs of `../notebooks/`), seeds {seeds}.",
+               f"- Devices: {', '.join(sorted({d for r in rows for d in r['devices']}))}; CPU threads per run: "
+               f"{sorted({t for r in rows for t in r['threads'] if t is not None})}.",
+               f"- Versions: torch {', '.join(sorted({v for r in rows for v in r['torch']}))}, "
+               f"Python {', '.join(sorted({r.get('python', '?') for r in full}))}.",
+               f"- Training time summed over runs: {sum(r['wall_seconds'] for r in full) / 60:.1f} min.",
+               "- Remake the runs with `mnist-lab run --seeds " + " ".join(map(str, seeds)) + "` and this page with "
+               "`mnist-lab report`; it reads only the result files."]
+    if smoke:
+        md += ["", "## Tiny runs (smoke mode: code checks, not results)", "",
+               "| It | Seed | Epochs | Test images | Final acc |", "|---|---|---|---|---|"]
+        md += [f"| {r['iteration']} | {r['seed']} | {r['epochs']} | {r['test_size']:,} | {r['final_test_acc']:.2f} |"
+               for r in smoke]
+    path = atomic_write_text(out_dir / "README.md", "\n".join(md) + "\n")
+    return path

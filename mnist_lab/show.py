@@ -1,0 +1,66 @@
+"""What the notebooks display: the summary, a grid of augmented digits, curves, mistakes."""
+from __future__ import annotations
+
+import copy
+
+import matplotlib.pyplot as plt
+import torch
+
+from .augment import MEAN, STD, augment
+from .trainer import predict
+
+
+def summary(model) -> None:
+    """torchsummary's table and the exact parameter count, without touching the model or the RNG."""
+    from torchsummary import summary as ts
+
+    with torch.random.fork_rng(devices=[]):  # torchsummary draws a random input and runs in train mode
+        ts(copy.deepcopy(model).cpu(), model.input_shape, device="cpu")
+    print(f"parameters: {model.num_params():,}")
+
+
+def _digits(images, titles, cols=6, size=1.6):
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size * 1.15), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, title in zip(axes.flat, images, titles):
+        ax.imshow(img, cmap="gray_r")
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def augmented_grid(data, n: int = 12, seed: int = 0):
+    """n training digits after augmentation, with their labels (own generator: training is unaffected)."""
+    gen = torch.Generator(device=data.train.images.device).manual_seed(seed + 10_000)
+    x = augment(data.train.images[:n], gen) * STD + MEAN
+    return _digits(x[:, 0].cpu(), [f"label {int(y)}" for y in data.train.labels[:n]])
+
+
+def curves(history):
+    """The 2x2 figure: train loss, test loss, train accuracy, test accuracy per epoch."""
+    ep = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for ax, key, title in zip(axes.flat, ["train_loss", "test_loss", "train_acc", "test_acc"],
+                              ["training loss", "held-out test loss", "training accuracy (%)",
+                               "held-out test accuracy (%)"]):
+        ax.plot(ep, [h[key] for h in history], marker="o", ms=3)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def mistakes(model, data, cfg, limit: int = 24):
+    """The held-out test digits the model gets wrong, with predicted and true labels."""
+    pred, _ = predict(model, data.test, cfg)
+    truth = data.test.labels.cpu()
+    wrong = (pred != truth).nonzero().squeeze(1)
+    print(f"{len(wrong)} of {len(truth)} held-out test digits misclassified; showing {min(limit, len(wrong))}")
+    if len(wrong) == 0:
+        return None
+    idx = wrong[:limit]
+    return _digits(data.test.images.cpu()[idx], [f"pred {int(pred[i])} / true {int(truth[i])}" for i in idx],
+                   cols=8)
