@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 WORKERS ?= 2
 SEEDS   ?= 0 1 2
 
-.PHONY: setup data reproduce report test bench clean-smoke
+.PHONY: setup data reproduce report test bench refresh-notebooks
 
 setup: $(STAMP) data
 
@@ -32,6 +32,15 @@ report: $(STAMP)
 bench: setup
 	$(BIN)/mnist-lab bench
 
+# Xvfb (a virtual screen) lets the drawing-window test run headless; where it cannot be installed,
+# that one test is skipped with its reason.
 test: setup
+	@command -v Xvfb >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -qq xvfb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq xvfb >/dev/null)); } || \
+	  echo "Xvfb not available: the drawing-window test will be skipped"
 	$(BIN)/python -m pytest tests
 	MNIST_LAB_SMOKE=1 MNIST_LAB_RESULTS=$$(mktemp -d) $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+
+# After changing a network: re-record the outputs nbval checks (summary tables) in notebooks/.
+refresh-notebooks: setup
+	$(BIN)/python -m mnist_lab.nbrefresh notebooks

@@ -71,6 +71,44 @@ def cmd_bench(a):
     print(f"  held-out evaluation: {res['eval_img_s']:,.0f} img/s, all 10,000 test images in {res['eval_10k_s']:.3f} s")
 
 
+def _model(checkpoint):
+    from .report import best_checkpoint
+    from .results import load_model
+
+    path = Path(checkpoint) if checkpoint else best_checkpoint()
+    return load_model(path), path
+
+
+def cmd_predict(a):
+    from .digitize import classify, load_image
+
+    model, path = _model(a.checkpoint)
+    if not a.json:
+        print(f"model: {path}")
+    rows, failed = [], 0
+    for name in a.images:
+        try:
+            digit, conf, probs = classify(model, load_image(name))
+        except LabError as exc:
+            failed += 1
+            print(f"{exc}" if str(exc).startswith(str(name)) else f"{name}: {exc}", file=sys.stderr)
+            continue
+        rows.append({"path": name, "digit": digit, "confidence": round(conf, 6), "probabilities": probs})
+        if not a.json:
+            print(f"{name}: {digit} ({100 * conf:.1f}%)")
+    if a.json:
+        print(json.dumps(rows, indent=1))
+    if failed:
+        sys.exit(1)
+
+
+def cmd_draw(a):
+    from .draw import run_app
+
+    model, path = _model(a.checkpoint)
+    run_app(model, title=f"mnist_lab: draw a digit ({path.name})")
+
+
 def _cuda() -> bool:
     import torch
 
@@ -115,6 +153,16 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--data", default=None)
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(fn=cmd_bench)
+
+    pr = sub.add_parser("predict", help="recognise the digit in PNG/JPEG files")
+    pr.add_argument("images", nargs="+", help="image files, one digit each")
+    pr.add_argument("--checkpoint", help="model checkpoint (default: the report's best model)")
+    pr.add_argument("--json", action="store_true", help="print a JSON list of {path, digit, confidence, probabilities}")
+    pr.set_defaults(fn=cmd_predict)
+
+    dr = sub.add_parser("draw", help="a window to draw a digit in and see it recognised")
+    dr.add_argument("--checkpoint", help="model checkpoint (default: the report's best model)")
+    dr.set_defaults(fn=cmd_draw)
     return p
 
 

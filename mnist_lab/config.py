@@ -22,6 +22,7 @@ class Config:
     step_size: int = 15         # StepLR: multiply lr by gamma every this many epochs
     gamma: float = 0.1          # StepLR decay factor
     scheduler: str = "step"     # "step" (StepLR, the study's) or "plateau" (ReduceLROnPlateau on val loss)
+    plateau_patience: int = 2   # "plateau": epochs without val-loss improvement before lr *= gamma
     val_fraction: float = 0.0   # fraction of the training set held out for validation (0 = none)
     patience: int = 0           # early stopping: epochs without val-loss improvement (0 = off)
     device: str = "auto"        # "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1"...

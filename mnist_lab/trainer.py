@@ -101,7 +101,7 @@ def fit(model, data, cfg: Config) -> FitResult:
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if cfg.scheduler == "plateau":
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.gamma,
-                                                               patience=max(1, cfg.patience // 2))
+                                                               patience=cfg.plateau_patience)
     else:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     result, best_val, waited = FitResult(), math.inf, 0

@@ -1,0 +1,86 @@
+"""Turn a drawing or a photo of one digit into an MNIST-like input, the way MNIST itself was made.
+
+MNIST's digits are white on black, size-normalised so the longer side of the ink is 20 px (keeping
+the aspect ratio), and placed in a 28x28 field so that their centre of mass sits at the centre.
+One function serves the drawing window and image files, so both see the same preprocessing.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .augment import normalize
+from .errors import LabError
+
+INK = 0.15  # after inversion, pixels brighter than this count as ink when finding the digit's box
+
+
+def to_gray(image: Image.Image) -> np.ndarray:
+    """Grayscale float in [0, 1]; transparency is composited onto white paper."""
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(paper, rgba)
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def mnist_like(image: Image.Image) -> np.ndarray:
+    """A 28x28 float array in [0, 1], white digit on black, centred by mass; LabError if there is no ink."""
+    g = to_gray(image)
+    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
+    if np.median(border) > 0.5:  # light paper, dark strokes: invert to MNIST's white on black
+        g, border = 1.0 - g, 1.0 - border
+    paper = float(np.median(border))  # grey paper or a dim photo: its level becomes black
+    if g.max() - paper < 0.2:
+        g = np.zeros_like(g)
+    else:
+        g = np.clip((g - paper) / (g.max() - paper), 0, 1)
+    rows, cols = np.nonzero(g > INK)
+    if len(rows) == 0:
+        raise LabError("the image is empty: no digit found (draw or photograph one dark digit on light paper, "
+                       "or a light digit on a dark background)")
+    crop = g[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    h, w = crop.shape
+    scale = 20.0 / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize((nw, nh), Image.LANCZOS),
+                       dtype=np.float32) / 255.0
+    out = np.zeros((28, 28), np.float32)
+    total = small.sum()
+    ys, xs = np.mgrid[0:nh, 0:nw]
+    cy, cx = (ys * small).sum() / total, (xs * small).sum() / total
+    top, left = int(round(13.5 - cy)), int(round(13.5 - cx))  # centre of mass to the field's centre
+    top, left = min(max(top, 0), 28 - nh), min(max(left, 0), 28 - nw)
+    out[top:top + nh, left:left + nw] = small
+    return out
+
+
+def to_input(image: Image.Image) -> torch.Tensor:
+    """(1, 1, 28, 28) normalised tensor, ready for a model trained by mnist_lab."""
+    return normalize(torch.from_numpy(mnist_like(image))[None, None])
+
+
+def load_image(path) -> Image.Image:
+    """Open an image file, with a clear message for the expected mistakes."""
+    from pathlib import Path
+
+    from PIL import UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise LabError(f"{p}: no such file")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise LabError(f"{p}: not a readable image (PNG or JPEG expected): {exc}") from None
+
+
+@torch.inference_mode()
+def classify(model, image: Image.Image) -> tuple[int, float, list[float]]:
+    """(digit, its probability, all ten probabilities)."""
+    probs = model(to_input(image)).exp()[0]
+    digit = int(probs.argmax())
+    return digit, float(probs[digit]), [round(float(p), 6) for p in probs]

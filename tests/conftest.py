@@ -1,0 +1,39 @@
+import os
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_lab import fetch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def real_data_root() -> Path:
+    return Path(os.environ.get("MNIST_LAB_DATA", ROOT / "data"))
+
+
+@pytest.fixture(scope="session")
+def mnist_root():
+    """The real, verified MNIST (make test fetches it first)."""
+    root = real_data_root()
+    fetch.verify(root)
+    return root
+
+
+def write_idx(path: Path, array: torch.Tensor):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">BBBB", 0, 0, 8, array.dim()) + struct.pack(f">{array.dim()}I", *array.shape)
+    path.write_bytes(header + array.to(torch.uint8).numpy().tobytes())
+
+
+@pytest.fixture
+def tiny_images():
+    """A synthetic 'digit' set whose pixel content encodes the label: a centred square of brightness 20*(label+1)."""
+    n = 256
+    labels = torch.arange(n) % 10
+    images = torch.zeros(n, 28, 28, dtype=torch.uint8)
+    for i, y in enumerate(labels):
+        images[i, 8:20, 8:20] = 20 * (int(y) + 1)
+    return images, labels

@@ -1,0 +1,67 @@
+"""The report: computed from result files only, deterministic, tiny runs kept apart."""
+import json
+import statistics
+
+import pytest
+
+from mnist_lab import report
+from mnist_lab.blocks import Net
+from mnist_lab.iterations import BLOCKS, EPOCHS, LR
+
+
+def fake_result(it, seed, final, smoke=False):
+    h = [{"epoch": e, "lr": LR[it], "train_loss": 0.1, "train_acc": 98.0, "test_loss": 0.05,
+          "test_acc": final - 0.1 * (EPOCHS[it] - e), "test_correct": 0, "seconds": 2.0}
+         for e in range(1, EPOCHS[it] + 1)]
+    return {"iteration": it, "name": f"it{it}", "params": Net(BLOCKS[it]).num_params(), "seed": seed,
+            "epochs": EPOCHS[it], "batch_size": 64, "lr": LR[it], "device": "cpu", "device_name": "x86_64",
+            "threads": 1, "torch": "2.14.1", "python": "3.11.7", "dataset": "MNIST", "test_size": 10_000,
+            "smoke": smoke, "blocks": BLOCKS[it], "config": {"val_fraction": 0.0, "scheduler": "step"},
+            "history": h, "final_test_acc": final, "final_train_acc": 98.0, "wall_seconds": 2.0 * EPOCHS[it],
+            "confusion": [[100 if i == j else 0 for j in range(10)] for i in range(10)], "mistakes": []}
+
+
+@pytest.fixture
+def reports(tmp_path):
+    res = tmp_path / "results"
+    res.mkdir()
+    accs = {3: [99.1, 99.3, 99.2], 5: [99.4, 99.5, 99.6]}
+    for it, values in accs.items():
+        for seed, a in enumerate(values):
+            (res / f"it{it}_seed{seed}.json").write_text(json.dumps(fake_result(it, seed, a)))
+    (res / "it5_seed0_smoke.json").write_text(json.dumps(fake_result(5, 0, 12.34, smoke=True)))
+    return tmp_path, accs
+
+
+def test_table_shows_mean_std_n_and_keeps_tiny_runs_apart(reports):
+    folder, accs = reports
+    text = report.build(folder, data_dir=folder / "nodata").read_text()
+    for values in accs.values():
+        m, s = statistics.fmean(values), statistics.stdev(values)
+        assert f"{m:.2f} ± {s:.2f} (n=3)" in text
+    main_table = text.split("## Tiny runs")[0]
+    assert "12.34" not in main_table and "12.34" in text.split("## Tiny runs")[1]
+    assert "99.55 (train data)" in text  # the study's number, labelled
+    assert (folder / "test_acc_per_epoch.png").exists() and (folder / "params_vs_acc.png").exists()
+    assert (folder / "confusion_best.png").exists()
+
+
+def test_same_files_same_report(reports):
+    folder, _ = reports
+    first = report.build(folder, data_dir=folder / "nodata").read_bytes()
+    png = (folder / "params_vs_acc.png").read_bytes()
+    assert report.build(folder, data_dir=folder / "nodata").read_bytes() == first
+    assert (folder / "params_vs_acc.png").read_bytes() == png
+
+
+def test_analysis_judges_differences_against_the_spread(reports):
+    folder, _ = reports
+    text = report.build(folder, data_dir=folder / "nodata").read_text()
+    assert "iteration 5 vs 3: +0.30 points" in text and "real difference" in text
+
+
+def test_no_results_is_a_clear_error(tmp_path):
+    from mnist_lab.errors import LabError
+
+    with pytest.raises(LabError, match="run `mnist-lab run` first"):
+        report.build(tmp_path)

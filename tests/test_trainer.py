@@ -1,0 +1,140 @@
+"""Config validation, the trainer on the real code path at tiny size, result files and checkpoints."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mnist_lab import Config, MNISTData, Net, evaluate, fit, load_model, record, setup
+from mnist_lab.errors import LabError
+from mnist_lab.iterations import BLOCKS
+
+REQUIRED = {"iteration", "name", "params", "seed", "epochs", "batch_size", "lr", "device", "torch", "dataset",
+            "test_size", "smoke", "history", "final_test_acc", "wall_seconds"}
+EPOCH_KEYS = {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
+
+
+def tiny(mnist_root, tmp_path, **kw):
+    base = dict(iteration=5, seed=0, epochs=3, smoke=True, smoke_batches=8, smoke_epochs=3, threads=1,
+                data_dir=str(mnist_root), results_dir=str(tmp_path), device="cpu")
+    base.update(kw)
+    return Config(**base)
+
+
+def train(cfg, it=5):
+    dev = setup(cfg)
+    model = Net(BLOCKS[it])
+    data = MNISTData.for_config(cfg, dev)
+    return model, data, fit(model, data, cfg), dev
+
+
+def test_unknown_key_gets_a_suggestion():
+    with pytest.raises(LabError, match="unknown config key 'epoch'. Did you mean 'epochs'"):
+        Config.from_dict({"epoch": 3})
+
+
+@pytest.mark.parametrize("key,value", [("epochs", "20"), ("lr", "0.01"), ("smoke", 1), ("batch_size", 64.0)])
+def test_wrong_types_are_rejected(key, value):
+    with pytest.raises(LabError, match=f"config key '{key}' must be"):
+        Config.from_dict({key: value})
+
+
+def test_inconsistent_options_are_explained():
+    with pytest.raises(LabError, match="needs a validation split"):
+        Config(patience=3)
+    with pytest.raises(LabError, match="plateau"):
+        Config(scheduler="plateau")
+
+
+def test_seeded_cpu_run_is_identical_twice(mnist_root, tmp_path):
+    a = train(tiny(mnist_root, tmp_path))[2].history
+    b = train(tiny(mnist_root, tmp_path))[2].history
+    strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]
+    assert strip(a) == strip(b)
+    c = train(tiny(mnist_root, tmp_path, seed=1))[2].history
+    assert strip(a) != strip(c)
+
+
+def test_step_lr_schedule_per_epoch(mnist_root, tmp_path):
+    cfg = tiny(mnist_root, tmp_path, step_size=2, gamma=0.1, smoke_batches=2)
+    h = train(cfg)[2].history
+    assert [e["lr"] for e in h] == pytest.approx([0.002, 0.002, 0.0002])
+
+
+def test_history_and_held_out_evaluation(mnist_root, tmp_path):
+    cfg = tiny(mnist_root, tmp_path)
+    model, data, res, _ = train(cfg)
+    assert [e["epoch"] for e in res.history] == [1, 2, 3] and EPOCH_KEYS <= set(res.history[0])
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+    # the reported test loss is the true mean per image over the held-out images
+    model.eval()
+    with torch.no_grad():
+        x = (data.test.images.float().unsqueeze(1) / 255 - 0.1307) / 0.3081
+        out = model(x)
+        loss = F.nll_loss(out, data.test.labels).item()
+        acc = 100 * (out.argmax(1) == data.test.labels).float().mean().item()
+    ev = evaluate(model, data.test, cfg)
+    assert ev["total"] == 1000 and ev["loss"] == pytest.approx(loss, rel=1e-4)
+    assert ev["acc"] == pytest.approx(acc) == pytest.approx(res.history[-1]["test_acc"])
+
+
+def test_result_file_and_checkpoint(mnist_root, tmp_path):
+    cfg = tiny(mnist_root, tmp_path)
+    model, data, res, dev = train(cfg)
+    path = record(cfg, model, res, data, dev)
+    assert path.name == "it5_seed0_smoke.json"
+    r = json.loads(path.read_text())
+    assert REQUIRED <= set(r) and r["smoke"] is True and r["params"] == 18_422 and r["test_size"] == 1000
+    assert sum(map(sum, r["confusion"])) == 1000
+    assert len(r["mistakes"]) == 1000 - r["history"][-1]["test_correct"]
+    rebuilt = load_model(path.with_suffix(".pt"))
+    x = torch.randn(5, 1, 28, 28)
+    model.eval()
+    assert torch.allclose(rebuilt(x), model.cpu()(x), atol=1e-5)
+
+
+def test_bad_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(LabError, match="not a mnist_lab checkpoint"):
+        load_model(bad)
+    with pytest.raises(LabError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_validation_split_early_stopping_and_best_checkpoint(mnist_root, tmp_path):
+    cfg = tiny(mnist_root, tmp_path, val_fraction=0.1, patience=1, smoke_epochs=6, epochs=6, lr=0.05,
+               smoke_batches=4)
+    model, data, res, dev = train(cfg)
+    assert len(data.train.images) + len(data.val.images) == 60_000 and len(data.val.images) == 6_000
+    vals = [e["val_loss"] for e in res.history]
+    assert res.best_epoch == 1 + vals.index(min(vals))  # chosen by validation loss, never by test accuracy
+    if res.stopped_early:
+        assert len(vals) - res.best_epoch == cfg.patience
+    path = record(cfg, model, res, data, dev)
+    best = load_model(path.with_suffix(".pt"))
+    assert all(torch.equal(best.state_dict()[k], v.cpu()) for k, v in res.best_state.items())
+
+
+def test_validation_split_is_seeded(mnist_root):
+    a = MNISTData.load(mnist_root, seed=4, val_fraction=0.1)
+    b = MNISTData.load(mnist_root, seed=4, val_fraction=0.1)
+    assert torch.equal(a.val.labels, b.val.labels) and torch.equal(a.val.images[:50], b.val.images[:50])
+
+
+def test_plateau_scheduler_lowers_lr_when_val_loss_stalls(mnist_root, tmp_path):
+    # lr 1e-12 and no BatchNorm (iteration 3): the validation loss cannot improve, so the lr must drop
+    # after plateau_patience + 1 epochs, by gamma
+    cfg = tiny(mnist_root, tmp_path, iteration=3, val_fraction=0.1, scheduler="plateau", lr=1e-12,
+               plateau_patience=1, gamma=0.5, smoke_epochs=5, epochs=5, smoke_batches=2)
+    h = train(cfg, it=3)[2].history
+    assert [e["lr"] for e in h] == pytest.approx([1e-12, 1e-12, 1e-12, 5e-13, 5e-13])
+
+
+def test_auto_device_is_cpu_without_cuda():
+    from mnist_lab import pick_device
+
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(LabError, match="CUDA is not available"):
+            pick_device("cuda")
