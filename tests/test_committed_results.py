@@ -1,0 +1,64 @@
+"""The committed canonical results: complete, consistent, and what the committed report says."""
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+
+from mnist_lab.iterations import EPOCHS, LR, PARAMS
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def results():
+    files = sorted((REPORTS / "results").glob("*.json"))
+    return {p.name: json.loads(p.read_text()) for p in files}
+
+
+def test_seven_iterations_three_seeds_nothing_else(results):
+    expected = {f"it{i}_seed{s}.json" for i in range(1, 8) for s in SEEDS}
+    assert set(results) == expected
+
+
+def test_each_run_is_complete_and_follows_the_recipe(results):
+    for name, r in results.items():
+        it = r["iteration"]
+        assert r["smoke"] is False, name
+        assert r["epochs"] == EPOCHS[it] == len(r["history"]), name
+        assert r["params"] == PARAMS[it], name
+        assert r["test_size"] == 10_000 and r["train_size"] == 60_000, name
+        assert r["lr"] == LR[it] and r["batch_size"] == 64, name
+        assert [h["epoch"] for h in r["history"]] == list(range(1, EPOCHS[it] + 1)), name
+        assert r["final_test_acc"] == r["history"][-1]["test_acc"], name
+        assert r["history"][-1]["test_correct"] / 100 == pytest.approx(r["final_test_acc"]), name
+        assert sum(map(sum, r["confusion"])) == 10_000, name
+        assert len(r["mistakes"]) == 10_000 - r["history"][-1]["test_correct"], name
+        assert (REPORTS / "results" / r["checkpoint"]).stat().st_size < 100_000, name
+        lrs = [h["lr"] for h in r["history"]]  # StepLR(15, 0.1), once per epoch
+        assert lrs == pytest.approx([LR[it] * (0.1 if e > 15 else 1) for e in range(1, len(lrs) + 1)]), name
+
+
+def test_report_table_equals_the_means_of_the_files(results):
+    text = (REPORTS / "README.md").read_text()
+    for it in range(1, 8):
+        accs = [results[f"it{it}_seed{s}.json"]["final_test_acc"] for s in SEEDS]
+        cell = f"**{statistics.fmean(accs):.2f} ± {statistics.stdev(accs):.2f} (n=3)**"
+        row = next(line for line in text.splitlines() if re.match(rf"\| {it} \|", line))
+        assert cell in row, (it, cell, row)
+        assert f"| {PARAMS[it]:,} |" in row
+
+
+def test_report_is_what_the_generator_makes_from_these_files(tmp_path):
+    """Regenerating from the committed result files gives the committed page, byte for byte."""
+    import shutil
+
+    from mnist_lab import report
+
+    shutil.copytree(REPORTS / "results", tmp_path / "results")
+    report.build(tmp_path, data_dir=Path(__file__).resolve().parents[1] / "data")
+    assert (tmp_path / "README.md").read_text() == (REPORTS / "README.md").read_text()
+    for png in ("test_acc_per_epoch.png", "params_vs_acc.png", "confusion_best.png", "mistakes_best.png"):
+        assert (REPORTS / png).exists()
