@@ -68,7 +68,10 @@ def cmd_bench(a):
           f"~{res['reference_epoch_s']:.1f} s/epoch")
     print(f"  mnist_lab (device tensors, batched aug):  {res['lab_img_s']:>9,.0f} img/s  ~{res['lab_epoch_s']:.1f} s/epoch")
     print(f"  ratio lab / reference: {res['ratio']:.2f}x (per round: {res['round_ratios']})")
-    print(f"  held-out evaluation: {res['eval_img_s']:,.0f} img/s, all 10,000 test images in {res['eval_10k_s']:.3f} s")
+    print(f"  held-out evaluation: {res['eval_img_s']:,.0f} img/s, all 10,000 test images in {res['eval_10k_s']:.3f} s "
+          f"(reference: {res['reference_eval_img_s']:,.0f} img/s)")
+    print(f"  the study's pipeline would need ~{res['reference_series_min']:.0f} min for the 106-epoch series "
+          "with held-out evaluation every epoch")
 
 
 def _model(checkpoint):

@@ -51,14 +51,14 @@ def test_report_table_equals_the_means_of_the_files(results):
         assert f"| {PARAMS[it]:,} |" in row
 
 
-def test_report_is_what_the_generator_makes_from_these_files(tmp_path):
+def test_report_is_what_the_generator_makes_from_these_files(tmp_path, mnist_root):
     """Regenerating from the committed result files gives the committed page, byte for byte."""
     import shutil
 
     from mnist_lab import report
 
     shutil.copytree(REPORTS / "results", tmp_path / "results")
-    report.build(tmp_path, data_dir=Path(__file__).resolve().parents[1] / "data")
+    report.build(tmp_path, data_dir=mnist_root)
     assert (tmp_path / "README.md").read_text() == (REPORTS / "README.md").read_text()
     for png in ("test_acc_per_epoch.png", "params_vs_acc.png", "confusion_best.png", "mistakes_best.png"):
         assert (REPORTS / png).exists()
