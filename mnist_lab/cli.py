@@ -24,7 +24,7 @@ def cmd_run(a):
 
     out = Path(a.out)
     notebooks = runner.find_notebooks(a.notebooks)
-    iterations = a.iterations or sorted(notebooks)
+    iterations = runner.check_iterations(notebooks, a.iterations or sorted(notebooks))
     known = runner.notebook_parameters(notebooks[iterations[0]])
     overrides = runner.parse_overrides(a.set or [], known)
     device = overrides.get("device", "auto")

@@ -77,11 +77,15 @@ def parse_overrides(pairs: list[str], known: dict[str, str]) -> dict:
     return out
 
 
-def plan(notebooks: dict[int, Path], iterations, seeds, out: Path, overrides: dict, smoke: bool,
-         threads: int, data_dir: Path) -> list[Job]:
+def check_iterations(notebooks: dict[int, Path], iterations) -> list[int]:
     missing = sorted(set(iterations) - set(notebooks))
     if missing:
         raise LabError(f"no notebook for iteration(s) {missing}; have {sorted(notebooks)}")
+    return list(iterations)
+
+
+def plan(notebooks: dict[int, Path], iterations, seeds, out: Path, overrides: dict, smoke: bool,
+         threads: int, data_dir: Path) -> list[Job]:
     jobs = []
     for it in iterations:
         for seed in seeds:
