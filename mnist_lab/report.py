@@ -228,9 +228,11 @@ def build(out_dir="reports", data_dir=None) -> Path:
                f"{sorted({t for r in rows for t in r['threads'] if t is not None})}.",
                f"- Versions: torch {', '.join(sorted({v for r in rows for v in r['torch']}))}, "
                f"Python {', '.join(sorted({r.get('python', '?') for r in full}))}.",
+               f"- Code: commit(s) {', '.join(sorted({r.get('code', 'unknown') for r in full}))} (recorded by each run).",
                f"- Training time summed over runs: {sum(r['wall_seconds'] for r in full) / 60:.1f} min.",
-               "- Remake the runs with `mnist-lab run --seeds " + " ".join(map(str, seeds)) + "` and this page with "
-               "`mnist-lab report`; it reads only the result files."]
+               "- Remake the runs with `mnist-lab run --seeds " + " ".join(map(str, seeds))
+               + " --threads 1 --workers 2` (`make reproduce`; on the CPU, equal threads give equal numbers) and "
+               "this page with `mnist-lab report`; it reads only the result files."]
     if smoke:
         md += ["", "## Tiny runs (smoke mode: code checks, not results)", "",
                "| It | Seed | Epochs | Test images | Final acc |", "|---|---|---|---|---|"]
