@@ -95,7 +95,7 @@ def analysis(rows) -> list[str]:
 def _table(rows) -> list[str]:
     head = ("| It | Description | Key concepts | Params | Total layers | Conv | MaxPool | Linear | BatchNorm | "
             "Dropout | Epochs | **Held-out test acc, final epoch** (mean ± std, n) | Best epoch (picked on test, "
-            "optimistic) | Final train acc (augmented) | s / epoch | Study's reported acc (measured on training data) |")
+            "optimistic) | Final train acc (augmented) | s / epoch | Device, torch | Study's reported acc (measured on training data) |")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         desc, concepts, study = STUDY.get(r["iteration"], (r["name"], "", None))
@@ -104,9 +104,15 @@ def _table(rows) -> list[str]:
         out.append(f"| {label} | {desc} | {concepts} | {r['params']:,} | {L['total']} | {L['conv']} | {L['maxpool']} | "
                    f"{L['linear']} | {L['batchnorm']} | {L['dropout']} | {r['epochs']} | "
                    f"**{_pm(r['final_mean'], r['final_std'], r['n'])}** | {r['best_mean']:.2f} | "
-                   f"{r['train_mean']:.2f} | {r['sec_per_epoch']:.1f} | "
+                   f"{r['train_mean']:.2f} | {r['sec_per_epoch']:.1f} | {_where(r)} | "
                    f"{'' if study is None else f'{study:.2f} (train data)'} |")
     return out
+
+
+def _where(row) -> str:
+    devices = ", ".join(d.split(" ")[0] for d in row["devices"])
+    threads = ",".join(str(t) for t in row["threads"] if t)
+    return f"{devices}{f' ({threads} thr)' if threads and 'cuda' not in devices else ''}, {', '.join(row['torch'])}"
 
 
 def _savefig(fig, path: Path):
