@@ -57,7 +57,7 @@ def test_same_files_same_report(reports):
 def test_analysis_judges_differences_against_the_spread(reports):
     folder, _ = reports
     text = report.build(folder, data_dir=folder / "nodata").read_text()
-    assert "iteration 5 vs 3: +0.30 points" in text and "real difference" in text
+    assert "(iteration 5 vs 3): +0.30 points" in text and "real difference" in text
 
 
 def test_no_results_is_a_clear_error(tmp_path):
