@@ -178,7 +178,8 @@ def _best_views(best, folder: Path, data_dir) -> list[str]:
             ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if i == j else "black")
     ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
-           title=f"Iteration {best['iteration']}: confusion on 10,000 test images\n(summed over {best['n']} seed(s))")
+           title=f"Iteration {best['iteration']}: confusion on the 10,000 test images\n"
+                 f"(counts summed over {best['n']} seed(s))")
     fig.tight_layout()
     _savefig(fig, folder / "confusion_best.png")
     plt.close(fig)
