@@ -22,6 +22,8 @@ def cmd_data(a):
 def cmd_run(a):
     from . import fetch, report, runner
 
+    if a.workers < 1 or a.threads < 0:
+        raise LabError("--workers must be at least 1 and --threads at least 0 (0: cores / workers)")
     out = Path(a.out)
     notebooks = runner.find_notebooks(a.notebooks)
     iterations = runner.check_iterations(notebooks, a.iterations or sorted(notebooks))
@@ -30,7 +32,7 @@ def cmd_run(a):
     device = overrides.get("device", "auto")
     on_cpu = device == "cpu" or (device == "auto" and not _cuda())
     threads = a.threads or (max(1, (os.cpu_count() or 1) // a.workers) if on_cpu else 0)
-    data_dir = Path(a.data or os.environ.get("MNIST_LAB_DATA", "data"))
+    data_dir = Path(a.data) if a.data else fetch.default_root()
     fetch.ensure(data_dir)  # once, before any notebook starts: no two runs race to fetch it
     jobs = runner.plan(notebooks, iterations, a.seeds, out, overrides, a.smoke, threads, data_dir)
     print(f"{len(jobs)} run(s): iterations {iterations}, seeds {a.seeds}, {a.workers} worker(s), "
