@@ -23,10 +23,11 @@ $(STAMP): requirements.txt pyproject.toml
 data: $(STAMP)
 	$(BIN)/mnist-lab data
 
-# The study's full series (epochs 1, 5, 20 x5) for each seed, WORKERS notebooks at a time.
-# Finished runs are skipped, so an interrupted series resumes; FORCE=1 redoes them.
+# The study's full series (epochs 1, 5, 20 x5) for each seed, WORKERS notebooks at a time, replacing
+# the results in reports/ (a fresh clone holds the committed ones). After an interruption,
+# `make reproduce RESUME=1` keeps the runs that finished and does only the rest.
 reproduce: setup
-	$(BIN)/mnist-lab run --seeds $(SEEDS) --workers $(WORKERS) --threads 1 $(if $(FORCE),--force,)
+	$(BIN)/mnist-lab run --seeds $(SEEDS) --workers $(WORKERS) --threads 1 $(if $(RESUME),,--force)
 
 report: $(STAMP)
 	$(BIN)/mnist-lab report
