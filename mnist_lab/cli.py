@@ -96,7 +96,7 @@ def cmd_predict(a):
             digit, conf, probs = classify(model, load_image(name))
         except LabError as exc:
             failed += 1
-            print(f"{exc}" if str(exc).startswith(str(name)) else f"{name}: {exc}", file=sys.stderr)
+            print(f"{name}: {exc}", file=sys.stderr)
             continue
         rows.append({"path": name, "digit": digit, "confidence": round(conf, 6), "probabilities": probs})
         if not a.json:

@@ -6,9 +6,11 @@ One function serves the drawing window and image files, so both see the same pre
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .augment import normalize
 from .errors import LabError
@@ -62,20 +64,16 @@ def to_input(image: Image.Image) -> torch.Tensor:
 
 
 def load_image(path) -> Image.Image:
-    """Open an image file, with a clear message for the expected mistakes."""
-    from pathlib import Path
-
-    from PIL import UnidentifiedImageError
-
+    """Open an image file, with a clear message for the expected mistakes (the caller names the file)."""
     p = Path(path)
     if not p.is_file():
-        raise LabError(f"{p}: no such file")
+        raise LabError("no such file")
     try:
         with Image.open(p) as im:
             im.load()
             return im.copy()
     except (UnidentifiedImageError, OSError) as exc:
-        raise LabError(f"{p}: not a readable image (PNG or JPEG expected): {exc}") from None
+        raise LabError(f"not a readable image (PNG or JPEG expected): {exc}") from None
 
 
 @torch.inference_mode()

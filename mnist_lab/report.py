@@ -49,7 +49,6 @@ def summarize(results: list[dict]) -> list[dict]:
             "iteration": it, "name": runs[0]["name"], "runs": runs, "n": len(runs),
             "seeds": sorted(r["seed"] for r in runs), "params": runs[0]["params"],
             "layers": layer_counts(runs[0]["blocks"]), "epochs": recipe[0], "study_recipe": _is_study_recipe(runs[0]),
-            "recipe": dict(zip(("epochs", "batch_size", "lr", "val_fraction", "scheduler"), recipe)),
             "final_mean": m, "final_std": s, "best_mean": statistics.fmean(best),
             "train_mean": statistics.fmean(train), "sec_per_epoch": statistics.fmean(sec),
             "devices": sorted({r["device"] + (f" ({r['device_name']})" if r.get("device_name") else "") for r in runs}),
@@ -96,6 +95,11 @@ def analysis(rows) -> list[str]:
                      f"for iterations {above or 'none'} and at or below them for {below or 'none'}: they are not "
                      "test accuracies and cannot rank the networks.")
     return lines
+
+
+def _best_row(rows):
+    """The report's best iteration: highest mean final held-out accuracy under the study's recipe."""
+    return max((r for r in rows if r["study_recipe"]), key=lambda r: r["final_mean"], default=None)
 
 
 def _table(rows) -> list[str]:
@@ -190,16 +194,12 @@ def _best_views(best, folder: Path, data_dir) -> list[str]:
         images, _ = load_split("test", data_dir)
     except LabError:
         return made  # no data here: the confusion matrix still stands
+    from .show import digit_grid
+
     run = best["runs"][0]
     wrong = run["mistakes"]
-    cols = 10
-    rows_n = max(1, -(-len(wrong) // cols))
-    fig, axes = plt.subplots(rows_n, cols, figsize=(cols * 1.1, rows_n * 1.25), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (idx, pred, true) in zip(axes.flat, wrong):
-        ax.imshow(images[idx].numpy(), cmap="gray_r")
-        ax.set_title(f"{pred} (true {true})", fontsize=7)
+    fig = digit_grid([images[idx].numpy() for idx, _, _ in wrong],
+                     [f"{pred} (true {true})" for _, pred, true in wrong], cols=10, size=1.1, fontsize=7)
     fig.suptitle(f"Iteration {best['iteration']}, seed {run['seed']}: all {len(wrong)} misclassified test digits "
                  "(predicted, true)", fontsize=9)
     fig.tight_layout()
@@ -219,7 +219,7 @@ def build(out_dir="reports", data_dir=None) -> Path:
     md = ["# mnist_lab results", ""]
     if full:
         rows = summarize(full)
-        best = max((r for r in rows if r["study_recipe"]), key=lambda r: r["final_mean"], default=rows[0])
+        best = _best_row(rows) or rows[0]
         md += ["Accuracy is measured on the **10,000 held-out MNIST test images**, un-augmented, after the final "
                "epoch, as mean ± sample standard deviation over seeds. The study's own figures were measured on "
                "its augmented training data and are shown only for reference.", ""]
@@ -262,10 +262,9 @@ def best_checkpoint(out_dir="reports") -> Path:
     """
     results = [r for r in load_results(Path(out_dir) / "results") if not r["smoke"]] \
         if (Path(out_dir) / "results").is_dir() else []
-    rows = [r for r in summarize(results) if r["study_recipe"]] if results else []
-    if not rows:
+    best = _best_row(summarize(results)) if results else None
+    if best is None:
         raise LabError(f"no full-run results in {Path(out_dir) / 'results'}: run `make reproduce` "
                        "(or `mnist-lab run`) first, or pass --checkpoint PATH")
-    best = max(rows, key=lambda r: r["final_mean"])
     run = min(best["runs"], key=lambda r: r["seed"])
     return Path(run["_path"]).with_name(run["checkpoint"])

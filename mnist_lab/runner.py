@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import LabError
+from .iterations import EPOCHS
 
 NOTEBOOK = re.compile(r"^(\d+)_.*\.ipynb$")
 
@@ -100,8 +101,6 @@ def plan(notebooks: dict[int, Path], iterations, seeds, out: Path, overrides: di
 
 
 def _epochs(job: Job) -> int:
-    from .iterations import EPOCHS
-
     return job.params.get("epochs", EPOCHS.get(job.iteration, 20))
 
 

@@ -19,14 +19,15 @@ def summary(model) -> None:
     print(f"parameters: {model.num_params():,}")
 
 
-def _digits(images, titles, cols=6, size=1.6):
-    rows = -(-len(images) // cols)
+def digit_grid(images, titles, cols=6, size=1.6, fontsize=9):
+    """Digits in a grid, each with its title (used by the notebooks and the report)."""
+    rows = max(1, -(-len(images) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size * 1.15), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, title in zip(axes.flat, images, titles):
         ax.imshow(img, cmap="gray_r")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=fontsize)
     fig.tight_layout()
     return fig
 
@@ -35,7 +36,7 @@ def augmented_grid(data, n: int = 12, seed: int = 0):
     """n training digits after augmentation, with their labels (own generator: training is unaffected)."""
     gen = torch.Generator(device=data.train.images.device).manual_seed(seed + 10_000)
     x = augment(data.train.images[:n], gen) * STD + MEAN
-    return _digits(x[:, 0].cpu(), [f"label {int(y)}" for y in data.train.labels[:n]])
+    return digit_grid(x[:, 0].cpu(), [f"label {int(y)}" for y in data.train.labels[:n]])
 
 
 def curves(history):
@@ -62,5 +63,5 @@ def mistakes(model, data, cfg, limit: int = 24):
     if len(wrong) == 0:
         return None
     idx = wrong[:limit]
-    return _digits(data.test.images.cpu()[idx], [f"pred {int(pred[i])} / true {int(truth[i])}" for i in idx],
+    return digit_grid(data.test.images.cpu()[idx], [f"pred {int(pred[i])} / true {int(truth[i])}" for i in idx],
                    cols=8)
