@@ -32,15 +32,41 @@ def center_crop_resize(x: torch.Tensor, size: int = CROP) -> torch.Tensor:
     return F.interpolate(crop, size=(h, h), mode="bilinear", align_corners=False)
 
 
+def _grid(degrees: torch.Tensor, size: int) -> torch.Tensor:
+    """affine_grid for rotations about the centre, elementwise instead of a batched matmul.
+
+    F.affine_grid multiplies each image's (H*W, 3) base grid by its 2x3 matrix with bmm, which at
+    28x28 costs more than the grid_sample itself on the CPU. The translation column is 0, so each
+    coordinate is x*a + y*b; computed as two products and a sum it equals affine_grid's output
+    bitwise (tests/test_augment.py compares them).
+    """
+    a = degrees * (math.pi / 180)
+    cos, sin = torch.cos(a), torch.sin(a)
+    # affine_grid's own pixel centres (align_corners=False), taken from its identity grid
+    eye = torch.eye(2, 3, dtype=degrees.dtype, device=degrees.device)[None]
+    base = F.affine_grid(eye, [1, 1, size, size], align_corners=False)[0, 0, :, 0]
+    x, y = base[None, None, :, None], base[None, :, None, None]
+    # grid_sample maps output coords to input coords, so this is the inverse rotation:
+    # (x', y') = (x cos - y sin, x sin + y cos), written straight into the (N, H, W, 2) layout.
+    return x * torch.stack([cos, sin], 1)[:, None, None] + y * torch.stack([-sin, cos], 1)[:, None, None]
+
+
 def rotate(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     """Rotate each image counter-clockwise by its angle about the centre; nearest, fill 0."""
-    a = degrees.to(x.dtype) * (math.pi / 180)
-    cos, sin = torch.cos(a), torch.sin(a)
-    zero = torch.zeros_like(a)
-    # grid_sample maps output coords to input coords, so this is the inverse rotation.
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = _grid(degrees.to(x.dtype), x.shape[-1])
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def crop_drawn(x: torch.Tensor, drawn: torch.Tensor, whole_batch: bool | None = None) -> torch.Tensor:
+    """Crop-resize the images where `drawn` is True. Both ways give the same bits.
+
+    On CUDA (whole_batch): resize the whole batch and keep the drawn ones with where(), which
+    needs no host sync (a nonzero() would). On the CPU: resize only the ~10% drawn.
+    """
+    if x.is_cuda if whole_batch is None else whole_batch:
+        return torch.where(drawn[:, None, None, None], center_crop_resize(x), x)
+    idx = drawn.nonzero().squeeze(1)
+    return x.index_copy(0, idx, center_crop_resize(x[idx])) if len(idx) else x
 
 
 def augment(images_u8: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -48,10 +74,7 @@ def augment(images_u8: torch.Tensor, generator: torch.Generator) -> torch.Tensor
     x = to_float(images_u8)
     b = x.shape[0]
     draws = torch.rand(b, 2, generator=generator, device=generator.device).to(x.device)
-    cropped = draws[:, 0] < CROP_P
-    # Crop-resize the whole batch and keep it where drawn: a where() needs no host sync on CUDA
-    # (a nonzero() would), and costs little more than resizing the ~10% drawn.
-    x = torch.where(cropped[:, None, None, None], center_crop_resize(x), x)
+    x = crop_drawn(x, draws[:, 0] < CROP_P)
     angles = draws[:, 1] * (2 * MAX_DEG) - MAX_DEG
     return normalize(rotate(x, angles))
 

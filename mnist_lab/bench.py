@@ -15,7 +15,7 @@ from .blocks import Net
 from .config import Config
 from .data import MNISTData
 from .iterations import BLOCKS, EPOCHS
-from .trainer import evaluate, pick_device, train_one_epoch
+from .trainer import adam, evaluate, pick_device, train_one_epoch
 
 
 def _reference_round(model, opt, loader_iter, batches, device) -> float:
@@ -83,7 +83,7 @@ def run(device="auto", rounds=5, batches=300, data_dir=None, log=print) -> dict:
     lab_model = Net(BLOCKS[5]).to(dev)
     if cfg.channels_last:
         lab_model.to(memory_format=torch.channels_last)
-    lab_opt = torch.optim.Adam(lab_model.parameters(), lr=0.002)
+    lab_opt = adam(lab_model, 0.002)
 
     def ref_batches():
         while True:

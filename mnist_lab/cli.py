@@ -60,7 +60,9 @@ def cmd_bench(a):
     from . import bench
 
     log = (lambda *_: None) if a.json else print
-    rounds, batches = (3, 150) if a.quick else (a.rounds, a.batches)
+    if a.series:
+        return _bench_series(a, log)
+    rounds, batches = (3, 150) if a.quick else (a.rounds or 5, a.batches or 400)
     res = bench.run(a.device, rounds, batches, a.data, log=log)
     if a.json:
         print(json.dumps(res))
@@ -74,6 +76,28 @@ def cmd_bench(a):
           f"(reference: {res['reference_eval_img_s']:,.0f} img/s)")
     print(f"  the study's pipeline would need ~{res['reference_series_min']:.0f} min for the 106-epoch series "
           "with held-out evaluation every epoch")
+
+
+def _bench_series(a, log):
+    from . import benchseries
+
+    rounds, batches = (1, 60) if a.quick else (a.rounds or 3, a.batches or 100)
+    if a.workers < 0 or a.threads < 0:
+        raise LabError("--workers and --threads must be at least 0 (0: one single-thread worker per core)")
+    res = benchseries.run(a.device, rounds, batches, a.workers, a.threads, a.data, log=log)
+    if a.json:
+        print(json.dumps(res))
+        return
+    print(f"device {res['device']}, torch {res['torch']}; the study's pipeline one notebook at a time "
+          f"({res['reference_threads']} threads, DataLoader with 2 workers) vs mnist_lab with "
+          f"{res['workers']} notebooks at once, {res['threads']} thread(s) each")
+    print(f"  {'iteration':>9} {'epochs':>6} {'reference s/epoch':>18} {'lab s/epoch':>12}")
+    for row in res["per_iteration"]:
+        print(f"  {row['iteration']:>9} {row['epochs']:>6} {row['reference_epoch_s']:>18.1f} {row['lab_epoch_s']:>12.1f}")
+    print(f"  series (training + held-out evaluation, {sum(r['epochs'] for r in res['per_iteration'])} epochs): "
+          f"reference ~{res['reference_series_min']:.1f} min, lab ~{res['lab_series_min']:.1f} min")
+    print(f"  ratio reference / lab: {res['ratio']:.2f}x (per round: {res['round_ratios']}); notebook start-up "
+          "is not included on either side")
 
 
 def _model(checkpoint):
@@ -152,8 +176,14 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="training throughput: the study's pipeline vs mnist_lab's, side by side")
     b.add_argument("--quick", action="store_true", help="3 short rounds (under a minute on a 2-core CPU)")
-    b.add_argument("--rounds", type=int, default=5)
-    b.add_argument("--batches", type=int, default=400, help="batches per round and pipeline")
+    b.add_argument("--series", action="store_true",
+                   help="the whole series instead: all seven networks, the study's way (one notebook at a time) "
+                        "vs `mnist-lab run --workers W --threads T`, and the estimated series times")
+    b.add_argument("--rounds", type=int, default=None, help="rounds (default 5; with --series 3)")
+    b.add_argument("--batches", type=int, default=None,
+                   help="batches per round and pipeline (default 400; with --series 100)")
+    b.add_argument("--workers", type=int, default=0, help="with --series: notebooks at once (default: cores, <= 7)")
+    b.add_argument("--threads", type=int, default=0, help="with --series: threads per notebook (default 1)")
     b.add_argument("--device", default="auto")
     b.add_argument("--data", default=None)
     b.add_argument("--json", action="store_true", help="print one JSON object")

@@ -96,12 +96,39 @@ def plan(notebooks: dict[int, Path], iterations, seeds, out: Path, overrides: di
             run_id = Config(iteration=it, seed=seed, smoke=smoke).run_id
             jobs.append(Job(it, seed, nb, out / "notebooks" / f"{nb.stem}_seed{seed}{'_smoke' if smoke else ''}.ipynb",
                             out / "results" / f"{run_id}.json", params))
-    # Longest first, so parallel workers finish together.
-    return sorted(jobs, key=lambda j: -_epochs(j))
+    # Longest first, so parallel workers finish together. Epoch times come from the output
+    # folder's earlier results, else from the committed ones next to the notebooks.
+    per_epoch = epoch_seconds_seen(out / "results") or \
+        epoch_seconds_seen(next(iter(notebooks.values())).parent.parent / "reports" / "results")
+    return sorted(jobs, key=lambda j: -expected_seconds(j, per_epoch))
 
 
 def _epochs(job: Job) -> int:
     return job.params.get("epochs", EPOCHS.get(job.iteration, 20))
+
+
+def epoch_seconds_seen(results: Path) -> dict[int, float]:
+    """Mean seconds per epoch of each iteration, from full-length result files already in `results`.
+
+    Iterations differ in cost per epoch (BatchNorm and dropout layers add work), so ordering by
+    epochs alone can leave one worker with the three heaviest notebooks; ordering by expected time
+    keeps the workers' loads even. Unreadable files are simply not used.
+    """
+    seen: dict[int, list[float]] = {}
+    for path in sorted(results.glob("it*_seed*.json")) if results.is_dir() else []:
+        try:
+            rec = json.loads(path.read_text())
+            if not rec.get("smoke"):
+                seen.setdefault(int(rec["iteration"]), []).extend(float(h["seconds"]) for h in rec["history"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return {it: sum(v) / len(v) for it, v in seen.items() if v}
+
+
+def expected_seconds(job: Job, per_epoch: dict[int, float]) -> float:
+    # An iteration never run here counts as the mean of the others (all equal when none was run).
+    default = sum(per_epoch.values()) / len(per_epoch) if per_epoch else 1.0
+    return _epochs(job) * per_epoch.get(job.iteration, default)
 
 
 def execute(job: Job) -> tuple[bool, str]:

@@ -37,6 +37,12 @@ def setup(cfg: Config) -> torch.device:
     return pick_device(cfg.device)
 
 
+def adam(model, lr: float) -> torch.optim.Adam:
+    # foreach: one call per step for all parameters (the default on CUDA only); the same
+    # arithmetic as the per-tensor loop, bit for bit, and less Python per step on the CPU.
+    return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+
+
 def _prepare(x, cfg):
     return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
 
@@ -98,7 +104,7 @@ def fit(model, data, cfg: Config) -> FitResult:
     model.to(dev)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = adam(model, cfg.lr)
     if cfg.scheduler == "plateau":
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.gamma,
                                                                patience=cfg.plateau_patience)

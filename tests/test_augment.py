@@ -75,3 +75,31 @@ def test_test_split_is_not_augmented(tiny_images):
     x, y = next(iter(Batches(images, labels, 16, train=False)))
     assert torch.allclose(x, A.normalize(A.to_float(images[:16])))
     assert torch.equal(y, labels[:16])
+
+
+def test_rotation_grid_equals_affine_grid_bitwise():
+    """The elementwise grid must give exactly F.affine_grid's numbers: the committed results rely on it."""
+    import math
+
+    import torch.nn.functional as F
+
+    angles = torch.cat([torch.rand(4096, generator=torch.Generator().manual_seed(3)) * 30 - 15,
+                        torch.tensor([-15.0, -0.0, 0.0, 7.5, 15.0])])
+    a = angles * (math.pi / 180)
+    cos, sin, zero = torch.cos(a), torch.sin(a), torch.zeros_like(a)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    ref = F.affine_grid(theta, [len(a), 1, 28, 28], align_corners=False)
+    assert torch.equal(A._grid(angles, 28), ref)
+
+
+def test_crop_both_ways_give_the_same_bits(digits):
+    """The CUDA way (resize all, where) and the CPU way (resize the drawn ones) agree exactly."""
+    x = A.to_float(digits[0])
+    for drawn in (torch.rand(len(x), generator=torch.Generator().manual_seed(1)) < 0.1,
+                  torch.zeros(len(x), dtype=torch.bool), torch.ones(len(x), dtype=torch.bool)):
+        whole = A.crop_drawn(x, drawn, whole_batch=True)
+        some = A.crop_drawn(x, drawn, whole_batch=False)
+        assert torch.equal(whole, some)
+        assert torch.equal(some[~drawn], x[~drawn])  # the others are untouched
+        if drawn.any():
+            assert not torch.equal(some[drawn], x[drawn])

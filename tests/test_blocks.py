@@ -83,3 +83,19 @@ def test_bad_block_lists_are_rejected():
         Net([conv(1, 8), pool()])
     with pytest.raises(ValueError, match="unknown block type"):
         Net([{"type": "lstm"}, head()])
+
+
+@pytest.mark.parametrize("it", [1, 7])
+def test_channels_last_training_gives_the_same_gradients(it):
+    """The trainer's channels-last layout changes only the memory order, not the gradients."""
+    torch.manual_seed(0)
+    plain = Net(BLOCKS[it]).eval()  # eval: dropout off, BN on running stats, so both see the same function
+    fast = Net(BLOCKS[it]).eval()
+    fast.load_state_dict(plain.state_dict())
+    fast.to(memory_format=torch.channels_last)
+    x = torch.randn(8, 1, 28, 28)
+    for net, inp in ((plain, x), (fast, x.contiguous(memory_format=torch.channels_last))):
+        net(inp)[:, 3].sum().backward()
+    for (name, p), q in zip(plain.named_parameters(), fast.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-5, atol=1e-6), name
+

@@ -90,3 +90,45 @@ def test_bench_json_has_its_figures(mnist_root):
     res = json.loads(done.stdout)
     assert {"reference_img_s", "lab_img_s", "ratio", "eval_img_s", "device"} <= set(res)
     assert res["ratio"] == pytest.approx(res["lab_img_s"] / res["reference_img_s"], rel=0.01)
+
+
+def test_runner_orders_by_recorded_time(tmp_path):
+    """Heavier notebooks go first when earlier result files say how long an epoch took."""
+    from mnist_lab import runner
+
+    nbs = runner.find_notebooks(ROOT / "notebooks")
+    results = tmp_path / "results"
+    results.mkdir()
+    for it, sec in {3: 5.0, 7: 9.0, 4: 7.0}.items():
+        (results / f"it{it}_seed0.json").write_text(json.dumps(
+            {"iteration": it, "smoke": False, "history": [{"seconds": sec}, {"seconds": sec}]}))
+    (results / "it5_seed0.json").write_text("{not json")  # unreadable: ignored
+    (results / "it6_seed0_smoke.json").write_text(json.dumps(
+        {"iteration": 6, "smoke": True, "history": [{"seconds": 99.0}]}))  # tiny runs say nothing
+    order = [j.iteration for j in runner.plan(nbs, sorted(nbs), [0], tmp_path, {}, False, 1, tmp_path)]
+    # 20 epochs each: 7 (9 s), 4 (7 s), then 5 and 6 at the mean of the known (7 s), then 3 (5 s); 2, 1 last
+    assert order[:2] == [7, 4] and set(order[2:4]) == {5, 6} and order[4:] == [3, 2, 1]
+    elsewhere = tmp_path / "elsewhere" / "notebooks"  # no results here, none beside the notebooks
+    shutil.copytree(ROOT / "notebooks", elsewhere)
+    plain = [j.iteration for j in runner.plan(runner.find_notebooks(elsewhere), sorted(nbs), [0], tmp_path / "none",
+                                              {}, False, 1, tmp_path)]
+    assert plain == [3, 4, 5, 6, 7, 2, 1]  # nothing recorded: by epochs
+
+
+def test_series_makespan_packs_longest_first():
+    from mnist_lab.benchseries import makespan
+
+    assert makespan({1: 5.0, 2: 4.0, 3: 3.0}, 1) == 12.0
+    assert makespan({1: 5.0, 2: 4.0, 3: 3.0, 4: 2.0}, 2) == 7.0  # 5+2 | 4+3
+    assert makespan({1: 5.0}, 7) == 5.0
+
+
+def test_bench_series_json(mnist_root):
+    done = lab("bench", "--series", "--rounds", "1", "--batches", "3", "--workers", "2", "--json",
+               "--data", str(mnist_root))
+    assert done.returncode == 0, done.stderr
+    res = json.loads(done.stdout)
+    assert [r["iteration"] for r in res["per_iteration"]] == list(range(1, 8))
+    assert res["workers"] == 2 and res["threads"] == 1
+    assert res["ratio"] == pytest.approx(res["reference_series_min"] / res["lab_series_min"], rel=0.05)
+    assert "leaked" not in done.stderr

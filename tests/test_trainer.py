@@ -138,3 +138,23 @@ def test_auto_device_is_cpu_without_cuda():
     if not torch.cuda.is_available():
         with pytest.raises(LabError, match="CUDA is not available"):
             pick_device("cuda")
+
+
+def test_foreach_adam_is_bitwise_the_per_tensor_adam():
+    """The trainer's foreach Adam must not change a single bit of the study's optimiser."""
+    from mnist_lab.trainer import adam
+
+    torch.manual_seed(0)
+    a, b = Net(BLOCKS[7]), Net(BLOCKS[7])
+    b.load_state_dict(a.state_dict())
+    opt_a, opt_b = torch.optim.Adam(a.parameters(), lr=0.002, foreach=False), adam(b, 0.002)
+    gen = torch.Generator().manual_seed(1)
+    for step in range(30):
+        x, y = torch.randn(16, 1, 28, 28, generator=gen), torch.randint(0, 10, (16,), generator=gen)
+        for net, opt in ((a, opt_a), (b, opt_b)):
+            torch.manual_seed(step)  # the same dropout masks on both sides
+            opt.zero_grad()
+            F.nll_loss(net(x), y).backward()
+            opt.step()
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name

@@ -1,0 +1,174 @@
+"""`mnist-lab bench --series`: the whole series' training time, the study's way and the lab's, side by side.
+
+For each of the seven networks, in every round: (a) the study's pipeline as the study ran it, one
+notebook at a time: PIL transforms in a 2-worker DataLoader, torch's default threads, held-out
+evaluation through the study's test loader; then (b) the lab's series set-up: `workers` processes
+training at once with `threads` threads each, as `mnist-lab run --workers W --threads T` runs them.
+Each side's training and evaluation speed for a network becomes seconds per epoch; times the recipe's
+epochs, that is each side's series time. The lab's seven notebooks are packed onto the workers in the
+runner's order (longest expected time first). Alternating (a) and (b) network by network puts a shared
+machine's drift on both sides. Notebook start-up (papermill, kernel, data loading, figures) is left
+out on both sides; the wall time of a real `mnist-lab run` shows what it adds.
+"""
+from __future__ import annotations
+
+import contextlib
+import heapq
+import io
+import multiprocessing as mp
+import os
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .blocks import Net
+from .iterations import BLOCKS, EPOCHS, LR
+
+TRAIN, TEST = 60_000, 10_000
+_worker = {}  # per lab worker process: its data, config and start barrier
+
+
+def _init_worker(threads, root, device, batches, barrier, seed):
+    from .config import Config
+    from .data import MNISTData
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    _worker.update(data=MNISTData.load(root, device, batch_size=64, seed=seed, max_batches=batches),
+                   cfg=Config(device=device, data_dir=str(root)), barrier=barrier, device=torch.device(device))
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _lab_task(iteration: int) -> tuple[float, float]:
+    """(training img/s, evaluation img/s) of one lab worker on one network, run while the others run."""
+    from .trainer import adam, evaluate, train_one_epoch
+
+    data, cfg, dev = _worker["data"], _worker["cfg"], _worker["device"]
+    model = Net(BLOCKS[iteration]).to(dev)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = adam(model, LR[iteration])
+    quiet = contextlib.redirect_stderr(io.StringIO())  # no progress bars from the workers
+    with quiet:
+        batches = data.train.max_batches
+        data.train.max_batches = 5
+        train_one_epoch(model, data.train, opt, cfg)  # warm-up: kernels chosen, memory allocated
+        data.train.max_batches = batches
+        _worker["barrier"].wait()  # every worker starts its timed part together, one task each
+        t = time.perf_counter()
+        seen = train_one_epoch(model, data.train, opt, cfg)["seen"]
+        _sync(dev)
+        train_s = time.perf_counter() - t
+        t = time.perf_counter()
+        total = evaluate(model, data.test, cfg)["total"]
+        _sync(dev)
+        return seen / train_s, total / (time.perf_counter() - t)
+
+
+def _reference(iteration, loader_iter, batches, root, dev) -> tuple[float, float]:
+    """(training img/s, evaluation img/s) of the study's pipeline on one network."""
+    from .bench import _reference_eval, _reference_round
+
+    model = Net(BLOCKS[iteration]).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=LR[iteration])
+    _reference_round(model, opt, loader_iter, 5, dev)  # warm-up, as the lab side
+    return _reference_round(model, opt, loader_iter, batches, dev), _reference_eval(model, root, dev)
+
+
+def epoch_seconds(train_img_s: float, eval_img_s: float) -> float:
+    return TRAIN / train_img_s + TEST / eval_img_s
+
+
+def makespan(durations: dict[int, float], workers: int) -> float:
+    """Wall time of these notebooks on `workers` workers, longest first, as the runner orders them."""
+    order = sorted(durations, key=lambda k: -durations[k])
+    free = [0.0] * max(1, workers)
+    for k in order:
+        heapq.heappush(free, heapq.heappop(free) + durations[k])
+    return max(free)
+
+
+def estimates(ref: dict, lab: dict, workers: int) -> tuple[float, float]:
+    """(study's series seconds, lab's series seconds) from per-network (train, eval) img/s."""
+    ref_s = sum(EPOCHS[k] * epoch_seconds(*ref[k]) for k in ref)
+    lab_s = makespan({k: EPOCHS[k] * epoch_seconds(*lab[k]) for k in lab}, workers)
+    return ref_s, lab_s
+
+
+def run(device="auto", rounds=3, batches=100, workers=None, threads=None, data_dir=None, log=print) -> dict:
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import MNIST
+
+    from . import fetch
+    from .augment import reference_transform
+    from .trainer import pick_device
+
+    dev = pick_device(device)
+    root = fetch.ensure(data_dir).parent.parent
+    # Defaults: what `make reproduce` runs, one single-thread notebook per core (at most seven).
+    workers = workers or min(os.cpu_count() or 1, len(BLOCKS))
+    threads = threads or 1
+    ref_threads = torch.get_num_threads()
+    torch.manual_seed(0)
+    loader = DataLoader(MNIST(str(root), train=True, download=False, transform=reference_transform()),
+                        batch_size=64, shuffle=True, num_workers=2, pin_memory=dev.type == "cuda",
+                        persistent_workers=True, drop_last=True)
+
+    def forever():
+        while True:
+            yield from loader
+
+    ref_iter = forever()
+    from .bench import _reference_round
+
+    warm = Net(BLOCKS[1]).to(dev)  # start the loader's worker processes before anything is timed
+    _reference_round(warm, torch.optim.Adam(warm.parameters()), ref_iter, 20, dev)
+    ctx = mp.get_context("spawn")  # a clean interpreter per worker, as papermill's kernels are
+    barrier = ctx.Barrier(workers)
+    ref_rounds, lab_rounds = [], []
+    with ctx.Pool(workers, initializer=_init_worker,
+                  initargs=(threads, str(root), str(dev), batches, barrier, 0)) as pool:
+        for r in range(rounds):
+            ref_r, lab_r = {}, {}
+            for k in BLOCKS:
+                ref_r[k] = _reference(k, ref_iter, batches, root, dev)
+                per_worker = pool.map(_lab_task, [k] * workers, chunksize=1)
+                lab_r[k] = tuple(statistics.mean(v) for v in zip(*per_worker))
+                log(f"round {r + 1}/{rounds}, iteration {k}: reference {ref_r[k][0]:,.0f} img/s, "
+                    f"lab {lab_r[k][0]:,.0f} img/s per worker x {workers}")
+            ref_rounds.append(ref_r)
+            lab_rounds.append(lab_r)
+    del barrier  # released here, not at interpreter exit (where it would be reported as leaked)
+
+    def median(per_round, k):
+        return tuple(statistics.median(r[k][i] for r in per_round) for i in range(2))
+
+    ref = {k: median(ref_rounds, k) for k in BLOCKS}
+    lab = {k: median(lab_rounds, k) for k in BLOCKS}
+    ref_s, lab_s = estimates(ref, lab, workers)
+    round_ratios = [a / b for a, b in (estimates(rr, lr, workers) for rr, lr in zip(ref_rounds, lab_rounds))]
+    return {
+        "device": str(dev),
+        "torch": torch.__version__,
+        "rounds": rounds,
+        "batches_per_round": batches,
+        "reference_threads": ref_threads,
+        "workers": workers,
+        "threads": threads,
+        "per_iteration": [{
+            "iteration": k, "epochs": EPOCHS[k],
+            "reference_img_s": round(ref[k][0], 1), "reference_eval_img_s": round(ref[k][1], 1),
+            "lab_img_s": round(lab[k][0], 1), "lab_eval_img_s": round(lab[k][1], 1),
+            "reference_epoch_s": round(epoch_seconds(*ref[k]), 2), "lab_epoch_s": round(epoch_seconds(*lab[k]), 2),
+        } for k in BLOCKS],
+        "reference_series_min": round(ref_s / 60, 1),
+        "lab_series_min": round(lab_s / 60, 1),
+        "ratio": round(ref_s / lab_s, 2),
+        "round_ratios": [round(x, 2) for x in round_ratios],
+    }
