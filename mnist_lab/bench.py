@@ -5,6 +5,7 @@ reference / lab so that load from other users of a shared machine falls on both.
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 
@@ -18,7 +19,28 @@ from .iterations import BLOCKS, EPOCHS
 from .trainer import adam, evaluate, pick_device, train_one_epoch
 
 
-def _reference_round(model, opt, loader_iter, batches, device) -> float:
+@contextlib.contextmanager
+def main_threads(n: int = 0):
+    """Run the reference with `n` torch threads in the main process (0: leave torch's default).
+
+    The study never set it, so by default the main process's threads and the DataLoader's two
+    workers share the cores; `--reference-threads 1` shows the same pipeline without that contention.
+    """
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _reference_round(model, opt, loader_iter, batches, device, threads=0) -> float:
+    with main_threads(threads):
+        return _reference_steps(model, opt, loader_iter, batches, device)
+
+
+def _reference_steps(model, opt, loader_iter, batches, device) -> float:
     model.train()
     n, t = 0, time.perf_counter()
     for _ in range(batches):
@@ -34,8 +56,13 @@ def _reference_round(model, opt, loader_iter, batches, device) -> float:
     return n / (time.perf_counter() - t)
 
 
+def _reference_eval(model, root, device, threads=0) -> float:
+    with main_threads(threads):
+        return _reference_eval_pass(model, root, device)
+
+
 @torch.inference_mode()
-def _reference_eval(model, root, device) -> float:
+def _reference_eval_pass(model, root, device) -> float:
     """The study's way to evaluate the 10,000 test images: PIL ToTensor + Normalize through a DataLoader."""
     from torch.utils.data import DataLoader
     from torchvision.datasets import MNIST
@@ -61,7 +88,7 @@ def _lab_round(model, opt, data, cfg, device) -> float:
     return stats["seen"] / (time.perf_counter() - t)
 
 
-def run(device="auto", rounds=5, batches=300, data_dir=None, log=print) -> dict:
+def run(device="auto", rounds=5, batches=300, data_dir=None, reference_threads=0, log=print) -> dict:
     from torch.utils.data import DataLoader
     from torchvision.datasets import MNIST
 
@@ -90,13 +117,13 @@ def run(device="auto", rounds=5, batches=300, data_dir=None, log=print) -> dict:
             yield from loader
 
     it = ref_batches()
-    _reference_round(ref_model, ref_opt, it, 10, dev)  # warm-up: workers started, kernels chosen
+    _reference_round(ref_model, ref_opt, it, 10, dev, reference_threads)  # warm-up: workers started, kernels chosen
     data.train.max_batches = 10
     _lab_round(lab_model, lab_opt, data, cfg, dev)
     data.train.max_batches = batches
     ref, lab = [], []
     for i in range(rounds):
-        ref.append(_reference_round(ref_model, ref_opt, it, batches, dev))
+        ref.append(_reference_round(ref_model, ref_opt, it, batches, dev, reference_threads))
         lab.append(_lab_round(lab_model, lab_opt, data, cfg, dev))
         log(f"round {i + 1}/{rounds}: reference {ref[-1]:,.0f} img/s, lab {lab[-1]:,.0f} img/s")
     evals = []
@@ -106,7 +133,7 @@ def run(device="auto", rounds=5, batches=300, data_dir=None, log=print) -> dict:
         if dev.type == "cuda":
             torch.cuda.synchronize()
         evals.append(stats["total"] / (time.perf_counter() - t))
-    ref_eval = _reference_eval(ref_model, root, dev)
+    ref_eval = _reference_eval(ref_model, root, dev, reference_threads)
     ref_m, lab_m = statistics.median(ref), statistics.median(lab)
     # What the study's pipeline would need for the study's 106 epochs with held-out evaluation each epoch
     series_epochs = sum(EPOCHS.values())
@@ -114,6 +141,7 @@ def run(device="auto", rounds=5, batches=300, data_dir=None, log=print) -> dict:
     return {
         "device": str(dev),
         "threads": torch.get_num_threads(),
+        "reference_threads": reference_threads or torch.get_num_threads(),
         "torch": torch.__version__,
         "rounds": rounds,
         "batches_per_round": batches,

@@ -24,20 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from .blocks import Net
+from .errors import LabError
 from .iterations import BLOCKS, EPOCHS, LR
 
 TRAIN, TEST = 60_000, 10_000
-_worker = {}  # per lab worker process: its data, config and start barrier
-
-
-def _init_worker(threads, root, device, batches, barrier, seed):
-    from .config import Config
-    from .data import MNISTData
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    _worker.update(data=MNISTData.load(root, device, batch_size=64, seed=seed, max_batches=batches),
-                   cfg=Config(device=device, data_dir=str(root)), barrier=barrier, device=torch.device(device))
 
 
 def _sync(device):
@@ -45,40 +35,98 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def _lab_task(iteration: int) -> tuple[float, float]:
-    """(training img/s, evaluation img/s) of one lab worker on one network, run while the others run."""
+def _lab_worker(conn, threads, root, device, batches, seed):
+    """A lab worker process: per network it is sent, warm up, report ready, wait for go, train, evaluate.
+
+    Pipes only (no shared semaphores): every worker starts its timed part when all are ready, so
+    the measured speed is the speed of `workers` notebooks sharing the machine.
+    """
+    import traceback
+
+    from .config import Config
+    from .data import MNISTData
     from .trainer import adam, evaluate, train_one_epoch
 
-    data, cfg, dev = _worker["data"], _worker["cfg"], _worker["device"]
-    model = Net(BLOCKS[iteration]).to(dev)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    opt = adam(model, LR[iteration])
-    quiet = contextlib.redirect_stderr(io.StringIO())  # no progress bars from the workers
-    with quiet:
-        batches = data.train.max_batches
-        data.train.max_batches = 5
-        train_one_epoch(model, data.train, opt, cfg)  # warm-up: kernels chosen, memory allocated
-        data.train.max_batches = batches
-        _worker["barrier"].wait()  # every worker starts its timed part together, one task each
-        t = time.perf_counter()
-        seen = train_one_epoch(model, data.train, opt, cfg)["seen"]
-        _sync(dev)
-        train_s = time.perf_counter() - t
-        t = time.perf_counter()
-        total = evaluate(model, data.test, cfg)["total"]
-        _sync(dev)
-        return seen / train_s, total / (time.perf_counter() - t)
+    try:
+        torch.set_num_threads(threads)
+        torch.manual_seed(seed)
+        dev = torch.device(device)
+        data = MNISTData.load(root, dev, batch_size=64, seed=seed, max_batches=batches)
+        cfg = Config(device=device, data_dir=str(root))
+        while (iteration := conn.recv()) is not None:
+            model = Net(BLOCKS[iteration]).to(dev)
+            if cfg.channels_last:
+                model.to(memory_format=torch.channels_last)
+            opt = adam(model, LR[iteration])
+            with contextlib.redirect_stderr(io.StringIO()):  # no progress bars from the workers
+                data.train.max_batches = 5
+                train_one_epoch(model, data.train, opt, cfg)  # warm-up: kernels chosen, memory allocated
+                data.train.max_batches = batches
+                conn.send("ready")
+                conn.recv()  # go
+                t = time.perf_counter()
+                seen = train_one_epoch(model, data.train, opt, cfg)["seen"]
+                _sync(dev)
+                train_s = time.perf_counter() - t
+                t = time.perf_counter()
+                total = evaluate(model, data.test, cfg)["total"]
+                _sync(dev)
+            conn.send((seen / train_s, total / (time.perf_counter() - t)))
+    except Exception:  # reported by the parent, which raises it as a clear error
+        conn.send(("error", traceback.format_exc()))
 
 
-def _reference(iteration, loader_iter, batches, root, dev) -> tuple[float, float]:
+class _LabWorkers:
+    def __init__(self, workers, threads, root, device, batches):
+        ctx = mp.get_context("spawn")  # a clean interpreter per worker, as papermill's kernels are
+        self.conns, self.procs = [], []
+        for _ in range(workers):
+            here, there = ctx.Pipe()
+            proc = ctx.Process(target=_lab_worker, args=(there, threads, root, device, batches, 0), daemon=True)
+            proc.start()
+            self.conns.append(here)
+            self.procs.append(proc)
+
+    def _recv_all(self):
+        out = []
+        for conn in self.conns:
+            try:
+                msg = conn.recv()
+            except EOFError:
+                raise LabError("a benchmark worker process died; run again with --workers 1 to see why") from None
+            if isinstance(msg, tuple) and msg[0] == "error":
+                raise LabError(f"a benchmark worker failed:\n{msg[1]}")
+            out.append(msg)
+        return out
+
+    def measure(self, iteration: int) -> tuple[float, float]:
+        """Mean per-worker (training img/s, evaluation img/s), all workers running at once."""
+        for conn in self.conns:
+            conn.send(iteration)
+        self._recv_all()  # all warmed up and ready
+        for conn in self.conns:
+            conn.send("go")
+        return tuple(statistics.mean(v) for v in zip(*self._recv_all()))
+
+    def close(self):
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+        for proc in self.procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+
+
+def _reference(iteration, loader_iter, batches, root, dev, threads) -> tuple[float, float]:
     """(training img/s, evaluation img/s) of the study's pipeline on one network."""
     from .bench import _reference_eval, _reference_round
 
     model = Net(BLOCKS[iteration]).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=LR[iteration])
-    _reference_round(model, opt, loader_iter, 5, dev)  # warm-up, as the lab side
-    return _reference_round(model, opt, loader_iter, batches, dev), _reference_eval(model, root, dev)
+    _reference_round(model, opt, loader_iter, 5, dev, threads)  # warm-up, as the lab side
+    return (_reference_round(model, opt, loader_iter, batches, dev, threads),
+            _reference_eval(model, root, dev, threads))
 
 
 def epoch_seconds(train_img_s: float, eval_img_s: float) -> float:
@@ -101,7 +149,8 @@ def estimates(ref: dict, lab: dict, workers: int) -> tuple[float, float]:
     return ref_s, lab_s
 
 
-def run(device="auto", rounds=3, batches=100, workers=None, threads=None, data_dir=None, log=print) -> dict:
+def run(device="auto", rounds=3, batches=100, workers=None, threads=None, data_dir=None, reference_threads=0,
+        log=print) -> dict:
     from torch.utils.data import DataLoader
     from torchvision.datasets import MNIST
 
@@ -114,7 +163,7 @@ def run(device="auto", rounds=3, batches=100, workers=None, threads=None, data_d
     # Defaults: what `make reproduce` runs, one single-thread notebook per core (at most seven).
     workers = workers or min(os.cpu_count() or 1, len(BLOCKS))
     threads = threads or 1
-    ref_threads = torch.get_num_threads()
+    ref_threads = reference_threads or torch.get_num_threads()
     torch.manual_seed(0)
     loader = DataLoader(MNIST(str(root), train=True, download=False, transform=reference_transform()),
                         batch_size=64, shuffle=True, num_workers=2, pin_memory=dev.type == "cuda",
@@ -128,23 +177,21 @@ def run(device="auto", rounds=3, batches=100, workers=None, threads=None, data_d
     from .bench import _reference_round
 
     warm = Net(BLOCKS[1]).to(dev)  # start the loader's worker processes before anything is timed
-    _reference_round(warm, torch.optim.Adam(warm.parameters()), ref_iter, 20, dev)
-    ctx = mp.get_context("spawn")  # a clean interpreter per worker, as papermill's kernels are
-    barrier = ctx.Barrier(workers)
+    _reference_round(warm, torch.optim.Adam(warm.parameters()), ref_iter, 20, dev, ref_threads)
     ref_rounds, lab_rounds = [], []
-    with ctx.Pool(workers, initializer=_init_worker,
-                  initargs=(threads, str(root), str(dev), batches, barrier, 0)) as pool:
+    lab_workers = _LabWorkers(workers, threads, str(root), str(dev), batches)
+    try:
         for r in range(rounds):
             ref_r, lab_r = {}, {}
             for k in BLOCKS:
-                ref_r[k] = _reference(k, ref_iter, batches, root, dev)
-                per_worker = pool.map(_lab_task, [k] * workers, chunksize=1)
-                lab_r[k] = tuple(statistics.mean(v) for v in zip(*per_worker))
+                ref_r[k] = _reference(k, ref_iter, batches, root, dev, ref_threads)
+                lab_r[k] = lab_workers.measure(k)
                 log(f"round {r + 1}/{rounds}, iteration {k}: reference {ref_r[k][0]:,.0f} img/s, "
                     f"lab {lab_r[k][0]:,.0f} img/s per worker x {workers}")
             ref_rounds.append(ref_r)
             lab_rounds.append(lab_r)
-    del barrier  # released here, not at interpreter exit (where it would be reported as leaked)
+    finally:
+        lab_workers.close()
 
     def median(per_round, k):
         return tuple(statistics.median(r[k][i] for r in per_round) for i in range(2))

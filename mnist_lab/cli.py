@@ -60,14 +60,19 @@ def cmd_bench(a):
     from . import bench
 
     log = (lambda *_: None) if a.json else print
+    if (a.rounds is not None and a.rounds < 1) or (a.batches is not None and a.batches < 1):
+        raise LabError("--rounds and --batches must be at least 1")
+    if a.workers < 0 or a.threads < 0 or a.reference_threads < 0:
+        raise LabError("--workers, --threads and --reference-threads must be at least 0 (0: the default)")
     if a.series:
         return _bench_series(a, log)
     rounds, batches = (3, 150) if a.quick else (a.rounds or 5, a.batches or 400)
-    res = bench.run(a.device, rounds, batches, a.data, log=log)
+    res = bench.run(a.device, rounds, batches, a.data, a.reference_threads, log=log)
     if a.json:
         print(json.dumps(res))
         return
-    print(f"device {res['device']} ({res['threads']} threads), torch {res['torch']}, iteration 5's network, batch 64")
+    print(f"device {res['device']} ({res['threads']} threads; reference {res['reference_threads']}), "
+          f"torch {res['torch']}, iteration 5's network, batch 64")
     print(f"  reference (PIL + DataLoader, 2 workers): {res['reference_img_s']:>9,.0f} img/s  "
           f"~{res['reference_epoch_s']:.1f} s/epoch")
     print(f"  mnist_lab (device tensors, batched aug):  {res['lab_img_s']:>9,.0f} img/s  ~{res['lab_epoch_s']:.1f} s/epoch")
@@ -82,9 +87,7 @@ def _bench_series(a, log):
     from . import benchseries
 
     rounds, batches = (1, 60) if a.quick else (a.rounds or 3, a.batches or 100)
-    if a.workers < 0 or a.threads < 0:
-        raise LabError("--workers and --threads must be at least 0 (0: one single-thread worker per core)")
-    res = benchseries.run(a.device, rounds, batches, a.workers, a.threads, a.data, log=log)
+    res = benchseries.run(a.device, rounds, batches, a.workers, a.threads, a.data, a.reference_threads, log=log)
     if a.json:
         print(json.dumps(res))
         return
@@ -184,6 +187,9 @@ def parser() -> argparse.ArgumentParser:
                    help="batches per round and pipeline (default 400; with --series 100)")
     b.add_argument("--workers", type=int, default=0, help="with --series: notebooks at once (default: cores, <= 7)")
     b.add_argument("--threads", type=int, default=0, help="with --series: threads per notebook (default 1)")
+    b.add_argument("--reference-threads", type=int, default=0,
+                   help="torch threads of the study's pipeline's main process (default: torch's default, as the "
+                        "study ran it; 1 avoids contention with its 2 loader workers)")
     b.add_argument("--device", default="auto")
     b.add_argument("--data", default=None)
     b.add_argument("--json", action="store_true", help="print one JSON object")
