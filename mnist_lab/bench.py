@@ -35,7 +35,7 @@ def main_threads(n: int = 0):
         torch.set_num_threads(old)
 
 
-def _reference_round(model, opt, loader_iter, batches, device, threads=0) -> float:
+def reference_round(model, opt, loader_iter, batches, device, threads=0) -> float:
     with main_threads(threads):
         return _reference_steps(model, opt, loader_iter, batches, device)
 
@@ -56,7 +56,7 @@ def _reference_steps(model, opt, loader_iter, batches, device) -> float:
     return n / (time.perf_counter() - t)
 
 
-def _reference_eval(model, root, device, threads=0) -> float:
+def reference_eval(model, root, device, threads=0) -> float:
     with main_threads(threads):
         return _reference_eval_pass(model, root, device)
 
@@ -117,13 +117,13 @@ def run(device="auto", rounds=5, batches=300, data_dir=None, reference_threads=0
             yield from loader
 
     it = ref_batches()
-    _reference_round(ref_model, ref_opt, it, 10, dev, reference_threads)  # warm-up: workers started, kernels chosen
+    reference_round(ref_model, ref_opt, it, 10, dev, reference_threads)  # warm-up: workers started, kernels chosen
     data.train.max_batches = 10
     _lab_round(lab_model, lab_opt, data, cfg, dev)
     data.train.max_batches = batches
     ref, lab = [], []
     for i in range(rounds):
-        ref.append(_reference_round(ref_model, ref_opt, it, batches, dev, reference_threads))
+        ref.append(reference_round(ref_model, ref_opt, it, batches, dev, reference_threads))
         lab.append(_lab_round(lab_model, lab_opt, data, cfg, dev))
         log(f"round {i + 1}/{rounds}: reference {ref[-1]:,.0f} img/s, lab {lab[-1]:,.0f} img/s")
     evals = []
@@ -133,7 +133,7 @@ def run(device="auto", rounds=5, batches=300, data_dir=None, reference_threads=0
         if dev.type == "cuda":
             torch.cuda.synchronize()
         evals.append(stats["total"] / (time.perf_counter() - t))
-    ref_eval = _reference_eval(ref_model, root, dev, reference_threads)
+    ref_eval = reference_eval(ref_model, root, dev, reference_threads)
     ref_m, lab_m = statistics.median(ref), statistics.median(lab)
     # What the study's pipeline would need for the study's 106 epochs with held-out evaluation each epoch
     series_epochs = sum(EPOCHS.values())

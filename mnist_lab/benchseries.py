@@ -1,7 +1,8 @@
 """`mnist-lab bench --series`: the whole series' training time, the study's way and the lab's, side by side.
 
 For each of the seven networks, in every round: (a) the study's pipeline as the study ran it, one
-notebook at a time: PIL transforms in a 2-worker DataLoader, torch's default threads, held-out
+notebook at a time: PIL transforms in a 2-worker DataLoader, torch's default threads (or
+`reference_threads`), held-out
 evaluation through the study's test loader; then (b) the lab's series set-up: `workers` processes
 training at once with `threads` threads each, as `mnist-lab run --workers W --threads T` runs them.
 Each side's training and evaluation speed for a network becomes seconds per epoch; times the recipe's
@@ -21,8 +22,8 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
+from .bench import reference_eval, reference_round
 from .blocks import Net
 from .errors import LabError
 from .iterations import BLOCKS, EPOCHS, LR
@@ -120,13 +121,11 @@ class _LabWorkers:
 
 def _reference(iteration, loader_iter, batches, root, dev, threads) -> tuple[float, float]:
     """(training img/s, evaluation img/s) of the study's pipeline on one network."""
-    from .bench import _reference_eval, _reference_round
-
     model = Net(BLOCKS[iteration]).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=LR[iteration])
-    _reference_round(model, opt, loader_iter, 5, dev, threads)  # warm-up, as the lab side
-    return (_reference_round(model, opt, loader_iter, batches, dev, threads),
-            _reference_eval(model, root, dev, threads))
+    reference_round(model, opt, loader_iter, 5, dev, threads)  # warm-up, as the lab side
+    return (reference_round(model, opt, loader_iter, batches, dev, threads),
+            reference_eval(model, root, dev, threads))
 
 
 def epoch_seconds(train_img_s: float, eval_img_s: float) -> float:
@@ -174,10 +173,8 @@ def run(device="auto", rounds=3, batches=100, workers=None, threads=None, data_d
             yield from loader
 
     ref_iter = forever()
-    from .bench import _reference_round
-
     warm = Net(BLOCKS[1]).to(dev)  # start the loader's worker processes before anything is timed
-    _reference_round(warm, torch.optim.Adam(warm.parameters()), ref_iter, 20, dev, ref_threads)
+    reference_round(warm, torch.optim.Adam(warm.parameters()), ref_iter, 20, dev, ref_threads)
     ref_rounds, lab_rounds = [], []
     lab_workers = _LabWorkers(workers, threads, str(root), str(dev), batches)
     try:
