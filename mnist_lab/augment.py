@@ -2,11 +2,12 @@
 
 Per image, as the study's torchvision pipeline: with probability 0.1 CenterCrop(22) then Resize 28
 (bilinear), always a rotation by an angle uniform in [-15, 15] degrees (nearest, fill 0), then
-Normalize(0.1307, 0.3081). Here both steps run on the whole batch at once (the rotation is one
-grid_sample), so a batch costs a few tensor ops, not 64 PIL calls.
+Normalize(0.1307, 0.3081). Here both steps run on the batch (the crop on the images drawn for it,
+the rotation as one grid_sample), so a batch costs a few tensor ops, not 64 PIL calls.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -32,6 +33,13 @@ def center_crop_resize(x: torch.Tensor, size: int = CROP) -> torch.Tensor:
     return F.interpolate(crop, size=(h, h), mode="bilinear", align_corners=False)
 
 
+@functools.lru_cache(maxsize=8)
+def _centres(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """affine_grid's own pixel centres (align_corners=False), taken once from its identity grid."""
+    eye = torch.eye(2, 3, dtype=dtype, device=device)[None]
+    return F.affine_grid(eye, [1, 1, size, size], align_corners=False)[0, 0, :, 0]
+
+
 def _grid(degrees: torch.Tensor, size: int) -> torch.Tensor:
     """affine_grid for rotations about the centre, elementwise instead of a batched matmul.
 
@@ -42,9 +50,7 @@ def _grid(degrees: torch.Tensor, size: int) -> torch.Tensor:
     """
     a = degrees * (math.pi / 180)
     cos, sin = torch.cos(a), torch.sin(a)
-    # affine_grid's own pixel centres (align_corners=False), taken from its identity grid
-    eye = torch.eye(2, 3, dtype=degrees.dtype, device=degrees.device)[None]
-    base = F.affine_grid(eye, [1, 1, size, size], align_corners=False)[0, 0, :, 0]
+    base = _centres(size, degrees.dtype, degrees.device)
     x, y = base[None, None, :, None], base[None, :, None, None]
     # grid_sample maps output coords to input coords, so this is the inverse rotation:
     # (x', y') = (x cos - y sin, x sin + y cos), written straight into the (N, H, W, 2) layout.

@@ -16,7 +16,7 @@ from .blocks import Net
 from .config import Config
 from .data import MNISTData
 from .iterations import BLOCKS, EPOCHS
-from .trainer import adam, evaluate, pick_device, train_one_epoch
+from .trainer import adam, evaluate, pick_device, place, train_one_epoch
 
 
 @contextlib.contextmanager
@@ -35,34 +35,48 @@ def main_threads(n: int = 0):
         torch.set_num_threads(old)
 
 
+TRAIN, TEST = 60_000, 10_000
+
+
+def epoch_seconds(train_img_s: float, eval_img_s: float) -> float:
+    """One epoch: the training set at one speed, then the held-out test set at the other."""
+    return TRAIN / train_img_s + TEST / eval_img_s
+
+
+def reference_batches(root, device):
+    """The study's training batches, endlessly: per-image PIL transforms in 2 worker processes."""
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import MNIST
+
+    from .augment import reference_transform
+
+    loader = DataLoader(MNIST(str(root), train=True, download=False, transform=reference_transform()),
+                        batch_size=64, shuffle=True, num_workers=2, pin_memory=device.type == "cuda",
+                        persistent_workers=True, drop_last=True)
+    while True:
+        yield from loader
+
+
 def reference_round(model, opt, loader_iter, batches, device, threads=0) -> float:
-    with main_threads(threads):
-        return _reference_steps(model, opt, loader_iter, batches, device)
-
-
-def _reference_steps(model, opt, loader_iter, batches, device) -> float:
+    """Training img/s of the study's pipeline over `batches` batches."""
     model.train()
-    n, t = 0, time.perf_counter()
-    for _ in range(batches):
-        x, y = next(loader_iter)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        loss = F.nll_loss(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        n += len(y)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return n / (time.perf_counter() - t)
-
-
-def reference_eval(model, root, device, threads=0) -> float:
     with main_threads(threads):
-        return _reference_eval_pass(model, root, device)
+        n, t = 0, time.perf_counter()
+        for _ in range(batches):
+            x, y = next(loader_iter)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = F.nll_loss(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            n += len(y)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return n / (time.perf_counter() - t)
 
 
 @torch.inference_mode()
-def _reference_eval_pass(model, root, device) -> float:
+def reference_eval(model, root, device, threads=0) -> float:
     """The study's way to evaluate the 10,000 test images: PIL ToTensor + Normalize through a DataLoader."""
     from torch.utils.data import DataLoader
     from torchvision.datasets import MNIST
@@ -72,12 +86,14 @@ def _reference_eval_pass(model, root, device) -> float:
     loader = DataLoader(MNIST(str(root), train=False, transform=test_transform()), batch_size=1000,
                         num_workers=2, pin_memory=device.type == "cuda")
     model.eval()
-    n, t = 0, time.perf_counter()
-    for x, y in loader:
-        model(x.to(device)).argmax(1).eq(y.to(device)).sum().item()
-        n += len(y)
+    with main_threads(threads):
+        n, t = 0, time.perf_counter()
+        for x, y in loader:
+            model(x.to(device)).argmax(1).eq(y.to(device)).sum().item()
+            n += len(y)
+        rate = n / (time.perf_counter() - t)
     model.train()
-    return n / (time.perf_counter() - t)
+    return rate
 
 
 def _lab_round(model, opt, data, cfg, device) -> float:
@@ -89,34 +105,20 @@ def _lab_round(model, opt, data, cfg, device) -> float:
 
 
 def run(device="auto", rounds=5, batches=300, data_dir=None, reference_threads=0, log=print) -> dict:
-    from torch.utils.data import DataLoader
-    from torchvision.datasets import MNIST
-
     from . import fetch
-    from .augment import reference_transform
 
     dev = pick_device(device)
     root = fetch.ensure(data_dir).parent.parent
     torch.manual_seed(0)
     # (a) the study's pipeline: per-image PIL transforms in 2 worker processes
-    ds = MNIST(str(root), train=True, download=False, transform=reference_transform())
-    loader = DataLoader(ds, batch_size=64, shuffle=True, num_workers=2, pin_memory=dev.type == "cuda",
-                        persistent_workers=True, drop_last=True)
+    it = reference_batches(root, dev)
     ref_model = Net(BLOCKS[5]).to(dev)
     ref_opt = torch.optim.Adam(ref_model.parameters(), lr=0.002)
     # (b) mnist_lab: data on the device, batched augmentation, the real trainer loop
     cfg = Config(iteration=5, device=str(dev), data_dir=str(root))
     data = MNISTData.load(root, dev, batch_size=64, seed=0, max_batches=batches)
-    lab_model = Net(BLOCKS[5]).to(dev)
-    if cfg.channels_last:
-        lab_model.to(memory_format=torch.channels_last)
+    lab_model = place(Net(BLOCKS[5]), cfg, dev)
     lab_opt = adam(lab_model, 0.002)
-
-    def ref_batches():
-        while True:
-            yield from loader
-
-    it = ref_batches()
     reference_round(ref_model, ref_opt, it, 10, dev, reference_threads)  # warm-up: workers started, kernels chosen
     data.train.max_batches = 10
     _lab_round(lab_model, lab_opt, data, cfg, dev)
@@ -137,7 +139,7 @@ def run(device="auto", rounds=5, batches=300, data_dir=None, reference_threads=0
     ref_m, lab_m = statistics.median(ref), statistics.median(lab)
     # What the study's pipeline would need for the study's 106 epochs with held-out evaluation each epoch
     series_epochs = sum(EPOCHS.values())
-    ref_series = series_epochs * (60_000 / ref_m + 10_000 / ref_eval)
+    ref_series = series_epochs * epoch_seconds(ref_m, ref_eval)
     return {
         "device": str(dev),
         "threads": torch.get_num_threads(),
@@ -150,10 +152,10 @@ def run(device="auto", rounds=5, batches=300, data_dir=None, reference_threads=0
         "ratio": round(lab_m / ref_m, 2),
         # the per-round ratios show how much of the spread is the machine
         "round_ratios": [round(l / r, 2) for r, l in zip(ref, lab)],
-        "reference_epoch_s": round(60_000 / ref_m, 1),
-        "lab_epoch_s": round(60_000 / lab_m, 1),
+        "reference_epoch_s": round(TRAIN / ref_m, 1),
+        "lab_epoch_s": round(TRAIN / lab_m, 1),
         "eval_img_s": round(statistics.median(evals), 1),
         "reference_eval_img_s": round(ref_eval, 1),
         "reference_series_min": round(ref_series / 60, 1),
-        "eval_10k_s": round(10_000 / statistics.median(evals), 3),
+        "eval_10k_s": round(TEST / statistics.median(evals), 3),
     }

@@ -23,12 +23,11 @@ import time
 
 import torch
 
-from .bench import reference_eval, reference_round
+from .bench import epoch_seconds, reference_batches, reference_eval, reference_round
 from .blocks import Net
 from .errors import LabError
 from .iterations import BLOCKS, EPOCHS, LR
 
-TRAIN, TEST = 60_000, 10_000
 
 
 def _sync(device):
@@ -46,7 +45,7 @@ def _lab_worker(conn, threads, root, device, batches, seed):
 
     from .config import Config
     from .data import MNISTData
-    from .trainer import adam, evaluate, train_one_epoch
+    from .trainer import adam, evaluate, place, train_one_epoch
 
     try:
         torch.set_num_threads(threads)
@@ -55,9 +54,7 @@ def _lab_worker(conn, threads, root, device, batches, seed):
         data = MNISTData.load(root, dev, batch_size=64, seed=seed, max_batches=batches)
         cfg = Config(device=device, data_dir=str(root))
         while (iteration := conn.recv()) is not None:
-            model = Net(BLOCKS[iteration]).to(dev)
-            if cfg.channels_last:
-                model.to(memory_format=torch.channels_last)
+            model = place(Net(BLOCKS[iteration]), cfg, dev)
             opt = adam(model, LR[iteration])
             with contextlib.redirect_stderr(io.StringIO()):  # no progress bars from the workers
                 data.train.max_batches = 5
@@ -128,10 +125,6 @@ def _reference(iteration, loader_iter, batches, root, dev, threads) -> tuple[flo
             reference_eval(model, root, dev, threads))
 
 
-def epoch_seconds(train_img_s: float, eval_img_s: float) -> float:
-    return TRAIN / train_img_s + TEST / eval_img_s
-
-
 def makespan(durations: dict[int, float], workers: int) -> float:
     """Wall time of these notebooks on `workers` workers, longest first, as the runner orders them."""
     order = sorted(durations, key=lambda k: -durations[k])
@@ -150,11 +143,7 @@ def estimates(ref: dict, lab: dict, workers: int) -> tuple[float, float]:
 
 def run(device="auto", rounds=3, batches=100, workers=None, threads=None, data_dir=None, reference_threads=0,
         log=print) -> dict:
-    from torch.utils.data import DataLoader
-    from torchvision.datasets import MNIST
-
     from . import fetch
-    from .augment import reference_transform
     from .trainer import pick_device
 
     dev = pick_device(device)
@@ -164,15 +153,7 @@ def run(device="auto", rounds=3, batches=100, workers=None, threads=None, data_d
     threads = threads or 1
     ref_threads = reference_threads or torch.get_num_threads()
     torch.manual_seed(0)
-    loader = DataLoader(MNIST(str(root), train=True, download=False, transform=reference_transform()),
-                        batch_size=64, shuffle=True, num_workers=2, pin_memory=dev.type == "cuda",
-                        persistent_workers=True, drop_last=True)
-
-    def forever():
-        while True:
-            yield from loader
-
-    ref_iter = forever()
+    ref_iter = reference_batches(root, dev)
     warm = Net(BLOCKS[1]).to(dev)  # start the loader's worker processes before anything is timed
     reference_round(warm, torch.optim.Adam(warm.parameters()), ref_iter, 20, dev, ref_threads)
     ref_rounds, lab_rounds = [], []

@@ -43,6 +43,14 @@ def adam(model, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
 
 
+def place(model, cfg: Config, device: torch.device):
+    """Move `model` to `device` in the memory layout the trainer feeds it (channels-last when set)."""
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
 def _prepare(x, cfg):
     return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
 
@@ -101,10 +109,7 @@ class FitResult:
 def fit(model, data, cfg: Config) -> FitResult:
     """Train `model` on `data` (an MNISTData) with `cfg`; print one line per epoch; return the history."""
     dev = data.train.images.device
-    model.to(dev)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = adam(model, cfg.lr)
+    optimizer = adam(place(model, cfg, dev), cfg.lr)
     if cfg.scheduler == "plateau":
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.gamma,
                                                                patience=cfg.plateau_patience)
