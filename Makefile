@@ -27,10 +27,10 @@ data: $(STAMP)
 # the results in reports/ (a fresh clone holds the committed ones). After an interruption,
 # `make reproduce RESUME=1` keeps the runs that finished and does only the rest.
 reproduce: setup
-	$(BIN)/mnist-lab run --seeds $(SEEDS) --workers $(WORKERS) --threads 1 $(if $(RESUME),,--force)
+	$(BIN)/mnist-lab run --seeds $(SEEDS) --workers $(WORKERS) --threads 1 --out reports $(if $(RESUME),,--force)
 
 report: $(STAMP)
-	$(BIN)/mnist-lab report
+	$(BIN)/mnist-lab report --out reports
 
 bench: setup
 	$(BIN)/mnist-lab bench

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import paths
 from .errors import LabError
 
 
@@ -21,39 +22,51 @@ def cmd_data(a):
 
 def cmd_run(a):
     from . import fetch, report, runner
+    from .lock import FolderLock
 
     if a.workers < 1 or a.threads < 0:
         raise LabError("--workers must be at least 1 and --threads at least 0 (0: cores / workers)")
-    out = Path(a.out)
-    notebooks = runner.find_notebooks(a.notebooks)
+    if any(s < 0 for s in a.seeds):
+        raise LabError(f"seeds must be 0 or more, got {[s for s in a.seeds if s < 0]}")
+    seeds = list(dict.fromkeys(a.seeds))
+    out = Path(a.out).resolve() if a.out else paths.runs_dir()
+    notebooks = runner.find_notebooks(Path(a.notebooks) if a.notebooks else paths.base() / "notebooks")
     iterations = runner.check_iterations(notebooks, a.iterations or sorted(notebooks))
     known = runner.notebook_parameters(notebooks[iterations[0]])
     overrides = runner.parse_overrides(a.set or [], known)
     device = overrides.get("device", "auto")
     on_cpu = device == "cpu" or (device == "auto" and not _cuda())
-    threads = a.threads or (max(1, (os.cpu_count() or 1) // a.workers) if on_cpu else 0)
-    data_dir = Path(a.data) if a.data else fetch.default_root()
-    fetch.ensure(data_dir)  # once, before any notebook starts: no two runs race to fetch it
-    jobs = runner.plan(notebooks, iterations, a.seeds, out, overrides, a.smoke, threads, data_dir)
-    print(f"{len(jobs)} run(s): iterations {iterations}, seeds {a.seeds}, {a.workers} worker(s), "
-          f"{threads or 'default'} thread(s) each{', tiny mode' if a.smoke else ''} -> {out}")
-    failures = runner.run_series(jobs, a.workers, a.force)
-    if not a.no_report:
-        try:
-            print(f"report: {report.build(out, data_dir)}")
-        except LabError as exc:
-            print(f"report not written: {exc}")
+    cores = os.cpu_count() or 1
+    runs = len(iterations) * len(seeds)
+    # More notebooks at once than runs, or than cores on the CPU, only adds contention.
+    workers = min(a.workers, runs, cores if on_cpu else runs)
+    if workers < a.workers:
+        print(f"--workers {a.workers} capped to {workers} ({runs} run(s){f', {cores} cores' if on_cpu else ''})")
+    threads = a.threads or (max(1, cores // workers) if on_cpu else 0)
+    data_dir = Path(a.data).resolve() if a.data else fetch.default_root()
+    jobs = runner.plan(notebooks, iterations, seeds, out, overrides, a.smoke, threads, data_dir)  # checks every parameter
+    with FolderLock(out):
+        fetch.ensure(data_dir)  # once, before any notebook starts: no two runs race to fetch it
+        print(f"{len(jobs)} run(s): iterations {iterations}, seeds {seeds}, {workers} worker(s), "
+              f"{threads or 'default'} thread(s) each{', tiny mode' if a.smoke else ''} -> {paths.portable(out)}")
+        failures = runner.run_series(jobs, workers, a.force)
+        if not a.no_report:
+            try:
+                print(f"report: {paths.portable(report.build(out, data_dir))}")
+            except LabError as exc:
+                print(f"report not written: {exc}")
     if failures:
         print(f"\n{len(failures)} notebook(s) failed:")
         for job, why in failures:
-            print(f"  iteration {job.iteration} seed {job.seed}: {why}\n    see {job.executed}")
+            print(f"  iteration {job.iteration} seed {job.seed}: {why}\n    see {paths.portable(job.executed)}")
         sys.exit(1)
 
 
 def cmd_report(a):
     from . import report
 
-    print(f"wrote {report.build(a.out, a.data)}")
+    out = Path(a.out).resolve() if a.out else paths.runs_dir()
+    print(f"wrote {paths.portable(report.build(out, a.data))}")
 
 
 def cmd_bench(a):
@@ -112,13 +125,13 @@ def _model(checkpoint):
 
 
 def cmd_predict(a):
-    from .digitize import classify, load_image
+    from .digitize import classify, image_files, load_image
 
     model, path = _model(a.checkpoint)
     if not a.json:
-        print(f"model: {path}")
+        print(f"model: {paths.portable(path)}")
     rows, failed = [], 0
-    for name in a.images:
+    for name in image_files(a.images):
         try:
             digit, conf, probs = classify(model, load_image(name))
         except LabError as exc:
@@ -156,7 +169,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--repair", action="store_true", help="replace corrupted or truncated files")
     d.set_defaults(fn=cmd_data)
 
-    r = sub.add_parser("run", help="execute the notebook series with papermill into the reports folder")
+    r = sub.add_parser("run", help="execute the notebook series with papermill (into runs/ unless --out)")
     r.add_argument("--iterations", type=int, nargs="+", help="which iterations (default: all)")
     r.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
     r.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="notebook parameter overrides, e.g. epochs=2 device=cpu")
@@ -166,14 +179,16 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=int, default=0,
                    help="CPU threads per notebook (default: cores / workers). Part of the recipe: float sums "
                         "on the CPU depend on it, so equal threads give equal numbers")
-    r.add_argument("--out", default="reports", help="output folder (default: reports)")
-    r.add_argument("--notebooks", default="notebooks", help="notebook folder (default: notebooks)")
+    r.add_argument("--out", default=None,
+                   help="output folder (default: the repository's runs/; `--out reports` replaces the committed results)")
+    r.add_argument("--notebooks", default=None, help="notebook folder (default: the repository's notebooks/)")
     r.add_argument("--data", default=None, help="MNIST folder (default $MNIST_LAB_DATA or ./data)")
     r.add_argument("--no-report", action="store_true", help="do not regenerate the report at the end")
     r.set_defaults(fn=cmd_run)
 
     rep = sub.add_parser("report", help="write <out>/README.md and plots from the result files")
-    rep.add_argument("--out", default="reports", help="reports folder holding results/ (default: reports)")
+    rep.add_argument("--out", default=None, help="folder holding results/ (default: the repository's runs/; "
+                     "`--out reports` for the committed results)")
     rep.add_argument("--data", default=None, help="MNIST folder, for the gallery of mistakes")
     rep.set_defaults(fn=cmd_report)
 
@@ -196,7 +211,7 @@ def parser() -> argparse.ArgumentParser:
     b.set_defaults(fn=cmd_bench)
 
     pr = sub.add_parser("predict", help="recognise the digit in PNG/JPEG files")
-    pr.add_argument("images", nargs="+", help="image files, one digit each")
+    pr.add_argument("images", nargs="+", help="image files, one digit each, or folders of them")
     pr.add_argument("--checkpoint", help="model checkpoint (default: the report's best model)")
     pr.add_argument("--json", action="store_true", help="print a JSON list of {path, digit, confidence, probabilities}")
     pr.set_defaults(fn=cmd_predict)

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import os
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
+from . import paths
 from .errors import LabError
 
 SMOKE_ENV = "MNIST_LAB_SMOKE"  # "1" turns every run into a tiny run (used by the notebook tests)
@@ -28,8 +32,9 @@ class Config:
     device: str = "auto"        # "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1"...
     threads: int = 0            # CPU threads for this run (0 = torch's default)
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU
-    data_dir: str = ""          # MNIST folder ("" = $MNIST_LAB_DATA or ./data)
-    results_dir: str = "reports/results"  # where the result file and checkpoint go
+    data_dir: str = ""          # MNIST folder ("": $MNIST_LAB_DATA, else the repository's data/)
+    results_dir: str = ""       # result file and checkpoint ("": the repository's runs/results); relative
+                                # folders are taken from the repository, not the working directory
     smoke: bool = False         # tiny run: few batches, 1,000 test images; never mixed with real results
     smoke_batches: int = 20     # batches per epoch in a tiny run
     smoke_epochs: int = 2       # at most this many epochs in a tiny run
@@ -45,6 +50,10 @@ class Config:
                 raise LabError(f"config key {f.name!r} must be {want}, got {type(value).__name__} {value!r}")
             if want == "float":
                 setattr(self, f.name, float(value))
+        for key, low, strict in RANGES:
+            value = getattr(self, key)
+            if value < low or (strict and value == low):
+                raise LabError(f"{key} must be {'>' if strict else '>='} {low:g}, got {value:g}")
         if self.scheduler not in ("step", "plateau"):
             raise LabError(f"scheduler must be 'step' or 'plateau', got {self.scheduler!r}")
         if not 0 <= self.val_fraction < 1:
@@ -57,6 +66,14 @@ class Config:
             self.smoke = True
         if os.environ.get(RESULTS_ENV):
             self.results_dir = os.environ[RESULTS_ENV]
+
+    @property
+    def data_path(self) -> Path:
+        return paths.data_root(self.data_dir)
+
+    @property
+    def results_path(self) -> Path:
+        return paths.resolve(self.results_dir) if self.results_dir else paths.runs_dir() / "results"
 
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
@@ -71,10 +88,52 @@ class Config:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def portable_dict(self) -> dict:
+        """to_dict with the folders as the run resolved them, relative to the repository."""
+        return dict(self.to_dict(), data_dir=paths.portable(self.data_path),
+                    results_dir=paths.portable(self.results_path))
+
+    def recipe(self, blocks, device) -> dict:
+        """Everything that changes this run's numbers: the network, the settings that reach the
+        arithmetic, and where it runs (CPU float sums depend on the thread count and on the vector
+        instructions torch picks; CUDA differs from both). Names and folders are left out."""
+        import torch
+
+        r = {k: v for k, v in self.to_dict().items() if k not in ("name", "device", "data_dir", "results_dir")}
+        if not self.smoke:
+            del r["smoke_batches"], r["smoke_epochs"]
+        if self.scheduler != "plateau":
+            del r["plateau_patience"]
+        kind = torch.device(device).type
+        r["device"] = kind
+        if kind == "cpu":
+            r["threads"] = self.threads or torch.get_num_threads()
+            r["cpu"] = torch.backends.cpu.get_cpu_capability()
+        else:
+            del r["threads"]
+        r["blocks"] = blocks
+        return r
+
+    def run_id(self, blocks, device) -> str:
+        """`it5_seed0_1a2b3c4d`: iteration, seed, and a hash of the full recipe, so that two recipes
+        never share a file and resuming skips only a run with the same recipe."""
+        return run_id(self.iteration, self.seed, self.smoke, self.recipe(blocks, device))
+
     @property
     def run_epochs(self) -> int:
         return min(self.epochs, self.smoke_epochs) if self.smoke else self.epochs
 
-    @property
-    def run_id(self) -> str:
-        return f"it{self.iteration}_seed{self.seed}" + ("_smoke" if self.smoke else "")
+
+
+# (key, lowest value, whether the lowest itself is refused)
+RANGES = [("iteration", 0, False), ("seed", 0, False), ("epochs", 1, False), ("batch_size", 1, False),
+          ("lr", 0, True), ("step_size", 1, False), ("gamma", 0, True), ("plateau_patience", 0, False),
+          ("patience", 0, False), ("threads", 0, False), ("smoke_batches", 1, False), ("smoke_epochs", 1, False)]
+
+
+def recipe_hash(recipe: dict) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def run_id(iteration: int, seed: int, smoke: bool, recipe: dict) -> str:
+    return f"it{iteration}_seed{seed}{'_smoke' if smoke else ''}_{recipe_hash(recipe)}"

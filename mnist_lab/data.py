@@ -93,6 +93,6 @@ class MNISTData:
     def for_config(cls, cfg, device):
         from .trainer import SMOKE_TEST_SIZE
 
-        return cls.load(cfg.data_dir or None, device, cfg.batch_size, cfg.seed,
+        return cls.load(cfg.data_path, device, cfg.batch_size, cfg.seed,
                         max_batches=cfg.smoke_batches if cfg.smoke else None,
                         test_size=SMOKE_TEST_SIZE if cfg.smoke else None, val_fraction=cfg.val_fraction)

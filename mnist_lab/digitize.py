@@ -16,6 +16,8 @@ from .augment import normalize
 from .errors import LabError
 
 INK = 0.15  # after inversion, pixels brighter than this count as ink when finding the digit's box
+MAX_PIXELS = 40_000_000  # a photo of one digit needs far fewer; larger files are refused before decoding
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def to_gray(image: Image.Image) -> np.ndarray:
@@ -66,14 +68,35 @@ def to_input(image: Image.Image) -> torch.Tensor:
 def load_image(path) -> Image.Image:
     """Open an image file, with a clear message for the expected mistakes (the caller names the file)."""
     p = Path(path)
+    if p.is_dir():
+        raise LabError(f"a folder with no image files ({', '.join(IMAGE_SUFFIXES)})")
     if not p.is_file():
         raise LabError("no such file")
     try:
         with Image.open(p) as im:
+            # The header gives the size: refuse a huge image before decoding it into memory.
+            if im.width * im.height > MAX_PIXELS:
+                raise LabError(f"image is {im.width}x{im.height} pixels, over the {MAX_PIXELS // 1_000_000} "
+                               "megapixel limit; scale it down (one digit needs a few hundred pixels a side)")
             im.load()
             return im.copy()
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise LabError(f"refused as too large to decode safely ({exc})") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise LabError(f"not a readable image (PNG or JPEG expected): {exc}") from None
+
+
+def image_files(names) -> list[str]:
+    """The names given, with each folder replaced by the image files in it (sorted)."""
+    out = []
+    for name in names:
+        p = Path(name)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            out += found or [name]  # an empty folder is reported by load_image
+        else:
+            out.append(name)
+    return out
 
 
 @torch.inference_mode()

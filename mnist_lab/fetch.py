@@ -35,7 +35,9 @@ REPAIR = "mnist-lab data --repair"
 
 
 def default_root() -> Path:
-    return Path(os.environ.get("MNIST_LAB_DATA", "data"))
+    from .paths import data_root
+
+    return data_root()
 
 
 def raw_dir(root: str | os.PathLike | None = None) -> Path:

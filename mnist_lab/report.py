@@ -255,11 +255,15 @@ def build(out_dir="reports", data_dir=None) -> Path:
     return path
 
 
-def best_checkpoint(out_dir="reports") -> Path:
+def best_checkpoint(out_dir=None) -> Path:
     """The checkpoint of the report's best iteration (highest mean held-out accuracy, study recipe), lowest seed.
 
-    The seed is not chosen by test accuracy: that would be selection on the test set.
+    The seed is not chosen by test accuracy: that would be selection on the test set. The default
+    folder is the repository's reports/, whatever the working directory.
     """
+    from .paths import reports_dir
+
+    out_dir = out_dir or reports_dir()
     results = [r for r in load_results(Path(out_dir) / "results") if not r["smoke"]] \
         if (Path(out_dir) / "results").is_dir() else []
     best = _best_row(summarize(results)) if results else None

@@ -9,11 +9,12 @@ from pathlib import Path
 import torch
 
 from .blocks import Net
+from .config import run_id
 from .errors import LabError
 from .io import atomic_write_bytes, atomic_write_json
 from .trainer import predict
 
-SCHEMA = 1
+SCHEMA = 2  # 2: run_id and recipe; folders relative to the repository
 
 
 def code_version() -> str:
@@ -29,13 +30,19 @@ def code_version() -> str:
         return "unknown"
 
 
-def result_path(cfg) -> Path:
-    return Path(cfg.results_dir) / f"{cfg.run_id}.json"
+def result_path(cfg, blocks, device) -> Path:
+    return cfg.results_path / f"{cfg.run_id(blocks, device)}.json"
 
 
 def record(cfg, model: Net, fit_result, data, device) -> Path:
-    """Write `<results_dir>/<run_id>.json` and `.pt` atomically; return the JSON's path."""
-    path = result_path(cfg)
+    """Write `<results_dir>/<run_id>.json` and `.pt` atomically; return the JSON's path.
+
+    The name carries a hash of the run's full recipe, so a run never replaces the result of a
+    different recipe (a 1-epoch try never overwrites a 20-epoch result)."""
+    if not fit_result.history:
+        raise LabError("nothing to record: the run trained no epoch")
+    recipe = cfg.recipe(model.blocks, device)
+    path = cfg.results_path / f"{run_id(cfg.iteration, cfg.seed, cfg.smoke, recipe)}.json"
     h = fit_result.history
     # Final-model predictions on the held-out set, so the report can draw a confusion matrix and
     # the mistakes from result files alone.
@@ -47,6 +54,7 @@ def record(cfg, model: Net, fit_result, data, device) -> Path:
     final = h[-1] if h else {}
     result = {
         "schema": SCHEMA,
+        "run_id": path.stem,
         "iteration": cfg.iteration,
         "name": cfg.name,
         "params": model.num_params(),
@@ -66,7 +74,8 @@ def record(cfg, model: Net, fit_result, data, device) -> Path:
         "test_size": len(data.test.images),
         "smoke": cfg.smoke,
         "blocks": model.blocks,
-        "config": cfg.to_dict(),
+        "config": cfg.portable_dict(),
+        "recipe": recipe,
         "history": h,
         "final_test_acc": final.get("test_acc"),
         "final_train_acc": final.get("train_acc"),
@@ -92,27 +101,70 @@ def record(cfg, model: Net, fit_result, data, device) -> Path:
 def load_model(checkpoint) -> Net:
     """Rebuild a network from its checkpoint, in eval mode, on the CPU."""
     path = Path(checkpoint)
+    if path.is_dir():
+        raise LabError(f"checkpoint {path} is a folder; pass the .pt file next to a result file, e.g. "
+                       f"{path}/it5_seed0_<recipe>.pt")
     if not path.is_file():
         raise LabError(f"checkpoint {path} not found; train one with `mnist-lab run` or pass --checkpoint PATH")
     try:
+        # weights_only: a checkpoint is tensors and plain data; nothing in it may run code.
         ck = torch.load(path, map_location="cpu", weights_only=True)
         model = Net(ck["blocks"], tuple(ck["input_shape"]))
         model.load_state_dict(ck["state_dict"])
-    except Exception as exc:
-        raise LabError(f"{path} is not a mnist_lab checkpoint ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # torch's own advice (weights_only=False) would be unsafe here
+        why = type(exc).__name__ if "weights_only" in str(exc) else f"{type(exc).__name__}: {str(exc)[:120]}"
+        raise LabError(f"{path} is not a mnist_lab checkpoint ({why}); use a .pt written by `mnist-lab run` "
+                       "or by a notebook's record cell, next to its result file") from None
     return model.eval()
 
 
-def load_results(folder) -> list[dict]:
-    """Every result file in `folder`, sorted by (iteration, seed, smoke). Unreadable files are an error."""
+# What the report and the runner rely on in a result file: key -> accepted types.
+_REQUIRED = {"iteration": int, "seed": int, "smoke": bool, "name": str, "params": int, "epochs": int,
+             "batch_size": int, "lr": (int, float), "device": str, "blocks": list, "history": list,
+             "final_test_acc": (int, float), "final_train_acc": (int, float), "wall_seconds": (int, float)}
+_PER_EPOCH = {"epoch": int, "test_acc": (int, float), "train_acc": (int, float), "seconds": (int, float)}
+
+
+def problem(r) -> str | None:
+    """Why `r` is not a usable result file, or None."""
+    if not isinstance(r, dict):
+        return f"not a result file (a JSON {type(r).__name__}, not an object)"
+    for key, kind in _REQUIRED.items():
+        if key not in r:
+            return f"no {key!r}"
+        if not isinstance(r[key], kind) or (kind is int and isinstance(r[key], bool)):
+            return f"{key!r} is {r[key]!r}"
+    if not r["history"]:
+        return "an empty history (the run recorded no epoch)"
+    for row in r["history"]:
+        bad = [k for k, kind in _PER_EPOCH.items() if not isinstance(row, dict) or not isinstance(row.get(k), kind)]
+        if bad:
+            return f"a history row without a number for {bad[0]!r}"
+    return None
+
+
+def read_result(path) -> tuple[dict | None, str | None]:
+    """(result, None) for a usable result file, else (None, why not)."""
+    try:
+        r = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"unreadable ({type(exc).__name__}: {exc})"
+    why = problem(r)
+    return (None, why) if why else (r, None)
+
+
+def load_results(folder, warn=None) -> list[dict]:
+    """Every usable result file in `folder`, sorted by (iteration, seed, smoke). A file that is
+    unreadable or lacks what the report needs is skipped with a one-line warning naming it."""
+    import sys
+
+    warn = warn or (lambda line: print(line, file=sys.stderr))
     out = []
     for p in sorted(Path(folder).glob("*.json")):
-        try:
-            r = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise LabError(f"result file {p} is unreadable ({exc}); delete it and re-run that notebook") from None
-        if not isinstance(r, dict) or "history" not in r:
-            continue  # not a result file (e.g. a summary written beside them)
+        r, why = read_result(p)
+        if why:
+            warn(f"warning: skipping {p}: {why}; delete it or re-run that notebook")
+            continue
         r["_path"] = str(p)
         out.append(r)
     return sorted(out, key=lambda r: (r["iteration"], r["seed"], r["smoke"]))

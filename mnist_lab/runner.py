@@ -1,6 +1,7 @@
 """Run the notebook series with papermill: subsets, seeds, overrides, parallel workers, resumable."""
 from __future__ import annotations
 
+import ast
 import difflib
 import json
 import os
@@ -12,9 +13,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config
+from . import nbfiles
+from .config import RESULTS_ENV, Config, run_id
 from .errors import LabError
 from .iterations import EPOCHS
+from .paths import base, portable, reports_dir
+from .results import read_result
 
 NOTEBOOK = re.compile(r"^(\d+)_.*\.ipynb$")
 
@@ -26,7 +30,8 @@ class Job:
     notebook: Path   # the committed notebook
     executed: Path   # where the executed copy goes
     result: Path     # the result file it writes
-    params: dict
+    params: dict     # what papermill injects
+    recipe: dict     # the run's identity beyond (iteration, seed): see Config.recipe
 
 
 def find_notebooks(folder) -> dict[int, Path]:
@@ -44,6 +49,59 @@ def notebook_parameters(path: Path) -> dict[str, str]:
     import papermill
 
     return {k: v["inferred_type_name"] for k, v in papermill.inspect_notebook(str(path)).items()}
+
+
+def _code_cells(path: Path) -> list[dict]:
+    try:
+        nb = json.loads(Path(path).read_text())
+        return [c for c in nb["cells"] if c.get("cell_type") == "code"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LabError(f"{path} is not a readable notebook ({exc})") from None
+
+
+def _source(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def notebook_defaults(path: Path) -> dict:
+    """The values of the notebook's `parameters` cell (flat literals, as the house style wants)."""
+    cell = next((c for c in _code_cells(path) if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        raise LabError(f"{path.name} has no cell tagged 'parameters'")
+    out = {}
+    for node in ast.parse(_source(cell)).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else \
+            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+        if isinstance(target, ast.Name) and node.value is not None:
+            try:
+                out[target.id] = ast.literal_eval(node.value)
+            except ValueError:
+                raise LabError(f"{path.name}: parameter {target.id!r} is not a flat literal") from None
+    return out
+
+
+def notebook_network(path: Path, params: dict) -> list[dict]:
+    """The block list a notebook declares in its `Net([...])` call, read without running the notebook
+    (the list is evaluated with the block constructors and the run's parameters, nothing else)."""
+    from . import blocks
+
+    names = {n: getattr(blocks, n) for n in ("conv", "trans", "pool", "drop", "head")}
+    found = []
+    for cell in _code_cells(path):
+        try:
+            tree = ast.parse(_source(cell))
+        except SyntaxError:
+            continue
+        found += [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                  and n.func.id == "Net" and n.args]
+    if len(found) != 1:
+        raise LabError(f"{path.name} must declare its network in exactly one Net([...]) call; found {len(found)}")
+    expr = ast.Expression(found[0].args[0])
+    try:
+        return eval(compile(expr, str(path), "eval"), {"__builtins__": {}}, dict(params, **names))
+    except Exception as exc:
+        raise LabError(f"{path.name}: its network could not be read ({type(exc).__name__}: {exc})") from None
 
 
 def parse_overrides(pairs: list[str], known: dict[str, str]) -> dict:
@@ -72,9 +130,11 @@ def parse_overrides(pairs: list[str], known: dict[str, str]) -> dict:
         except ValueError:
             raise LabError(f"parameter {key!r} takes a {kind}, got {raw!r}") from None
         out[key] = value
-    for key in ("iteration", "seed", "results_dir"):
-        if key in out:
-            raise LabError(f"{key!r} is set by the runner; use --iterations, --seeds or --out instead")
+    instead = {"iteration": "--iterations", "seed": "--seeds", "results_dir": "--out", "data_dir": "--data",
+               "smoke": "--smoke", "threads": "--threads"}
+    for key in out:
+        if key in instead:
+            raise LabError(f"{key!r} is set by the runner; use {instead[key]} instead")
     return out
 
 
@@ -87,19 +147,29 @@ def check_iterations(notebooks: dict[int, Path], iterations) -> list[int]:
 
 def plan(notebooks: dict[int, Path], iterations, seeds, out: Path, overrides: dict, smoke: bool,
          threads: int, data_dir: Path) -> list[Job]:
+    """One job per (iteration, seed). Every job's parameters are checked here, before anything runs,
+    by building the Config its notebook will build."""
+    from .trainer import pick_device
+
     jobs = []
     for it in iterations:
+        nb = notebooks[it]
+        defaults = notebook_defaults(nb)
         for seed in seeds:
-            nb = notebooks[it]
-            params = dict(overrides, seed=seed, smoke=smoke, threads=threads,
-                          data_dir=str(data_dir.resolve()), results_dir=str((out / "results").resolve()))
-            run_id = Config(iteration=it, seed=seed, smoke=smoke).run_id
-            jobs.append(Job(it, seed, nb, out / "notebooks" / f"{nb.stem}_seed{seed}{'_smoke' if smoke else ''}.ipynb",
-                            out / "results" / f"{run_id}.json", params))
+            params = dict(overrides, seed=seed, smoke=smoke, threads=threads, data_dir=portable(data_dir),
+                          results_dir=portable(out / "results"))
+            values = dict(defaults, **params)
+            try:
+                cfg = Config.from_dict(values)
+            except LabError as exc:
+                raise LabError(f"{nb.name}: {exc}") from None
+            recipe = cfg.recipe(notebook_network(nb, values), pick_device(cfg.device))
+            rid = run_id(cfg.iteration, seed, cfg.smoke, recipe)
+            jobs.append(Job(it, seed, nb, out / "notebooks" / f"{nb.stem}_{rid.split('_', 1)[1]}.ipynb",
+                            out / "results" / f"{rid}.json", params, recipe))
     # Longest first, so parallel workers finish together. Epoch times come from the output
-    # folder's earlier results, else from the committed ones next to the notebooks.
-    per_epoch = epoch_seconds_seen(out / "results") or \
-        epoch_seconds_seen(next(iter(notebooks.values())).parent.parent / "reports" / "results")
+    # folder's earlier results, else from the committed ones.
+    per_epoch = epoch_seconds_seen(out / "results") or epoch_seconds_seen(reports_dir() / "results")
     return sorted(jobs, key=lambda j: -expected_seconds(j, per_epoch))
 
 
@@ -131,16 +201,40 @@ def expected_seconds(job: Job, per_epoch: dict[int, float]) -> float:
     return _epochs(job) * per_epoch.get(job.iteration, default)
 
 
+def finished(job: Job) -> tuple[bool, str | None]:
+    """(True, None) when the job's result file is there, usable and of the same recipe;
+    (False, why it will be redone) for a file that is there but cannot count."""
+    if not job.result.exists():
+        return False, None
+    r, why = read_result(job.result)
+    if why:
+        return False, why
+    if r.get("recipe") != job.recipe:
+        return False, "it was made with another recipe"
+    return True, None
+
+
 def execute(job: Job) -> tuple[bool, str]:
     """Run one notebook in its own papermill process; the executed copy appears only when done."""
     job.executed.parent.mkdir(parents=True, exist_ok=True)
     tmp = job.executed.with_name(f".{job.executed.name}.running")
-    cmd = [sys.executable, "-m", "papermill", str(job.notebook), str(tmp), "--cwd", str(job.notebook.parent),
-           "-k", "python3", "--no-progress-bar", "-y", json.dumps(job.params)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if tmp.exists():
-        os.replace(tmp, job.executed)  # a failed run keeps its executed notebook: it shows the error
+    # Paths relative to the repository, so the executed notebook records no machine's folders.
+    cmd = [sys.executable, "-m", "papermill", portable(job.notebook), portable(tmp),
+           "--cwd", portable(job.notebook.parent), "-k", "python3", "--no-progress-bar", "-y", json.dumps(job.params)]
+    env = {k: v for k, v in os.environ.items() if k != RESULTS_ENV}  # --out decides where results go
+    started = time.time()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=base(), env=env)
+    if tmp.exists():  # a failed run keeps its executed notebook too: it shows the error
+        try:
+            nbfiles.compact(tmp, job.executed, portable(job.executed))
+        finally:
+            tmp.unlink(missing_ok=True)
     ok = done.returncode == 0 and job.result.exists()
+    if not ok:
+        # A failed notebook leaves no result file, even one it wrote before failing.
+        for path in (job.result, job.result.with_suffix(".pt")):
+            if path.exists() and path.stat().st_mtime >= started:
+                path.unlink()
     tail = "" if ok else (done.stderr.strip().splitlines() or ["no output"])[-1]
     return ok, tail
 
@@ -149,10 +243,16 @@ def run_series(jobs: list[Job], workers: int, force: bool, log=print) -> list[tu
     """Run the jobs; return the failures as (job, reason). Finished results are never redone unless force."""
     from tqdm import tqdm
 
-    todo = [j for j in jobs if force or not j.result.exists()]
+    todo = []
+    for j in jobs:
+        done, why = finished(j)
+        if why:
+            log(f"  redoing {portable(j.result)}: {why}")
+        if force or not done:
+            todo.append(j)
     skipped = len(jobs) - len(todo)
     if skipped:
-        log(f"{skipped} run(s) already have result files; skipping them (--force to redo)")
+        log(f"{skipped} run(s) already have result files with the same recipe; skipping them (--force to redo)")
     failures = []
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc="series", unit="notebook", file=sys.stdout, ncols=90)
@@ -165,8 +265,8 @@ def run_series(jobs: list[Job], workers: int, force: bool, log=print) -> list[tu
                 status = "ok" if ok else "FAILED"
                 acc = ""
                 if ok:
-                    r = json.loads(job.result.read_text())
-                    acc = f", held-out acc {r['final_test_acc']:.2f}%"
+                    r, bad = read_result(job.result)
+                    acc = f", held-out acc {r['final_test_acc']:.2f}%" if r else f" but its result file has {bad}"
                 bar.write(f"  iteration {job.iteration} seed {job.seed}: {status} in {secs:.0f} s{acc}")
                 bar.update(1)
                 if not ok:

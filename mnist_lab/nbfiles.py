@@ -1,0 +1,55 @@
+"""Executed notebooks as they are kept: progress bars as their final state, paths relative to the repository.
+
+A progress bar redraws its line with carriage returns many times a second; the kernel sends each
+redraw as a stream message and papermill stores them all. A terminal would show only the last
+state of each line, so that is what is kept.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .io import atomic_write_text
+
+
+def final_text(text: str) -> str:
+    """What a terminal shows after printing `text`: for each line, what follows its last carriage return."""
+    lines = text.split("\n")
+    out = []
+    for line in lines:
+        parts = [p for p in line.split("\r")]
+        kept = next((p for p in reversed(parts) if p), "")
+        out.append(kept)
+    return "\n".join(out)
+
+
+def _text(output) -> str:
+    t = output.get("text", "")
+    return "".join(t) if isinstance(t, list) else t
+
+
+def compact_outputs(outputs: list) -> list:
+    """Merge runs of the same stream (stdout or stderr) and keep each line's final state."""
+    merged = []
+    for o in outputs:
+        if o.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream" \
+                and merged[-1].get("name") == o.get("name"):
+            merged[-1]["text"] = _text(merged[-1]) + _text(o)
+        else:
+            merged.append(dict(o, text=_text(o)) if o.get("output_type") == "stream" else o)
+    for o in merged:
+        if o.get("output_type") == "stream":
+            o["text"] = final_text(o["text"]).splitlines(keepends=True)
+    return merged
+
+
+def compact(src, dest, output_path: str) -> Path:
+    """Write notebook `src` to `dest` atomically, with compacted streams and `output_path` recorded."""
+    nb = json.loads(Path(src).read_text())
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = compact_outputs(cell.get("outputs", []))
+    meta = nb.get("metadata", {}).get("papermill")
+    if isinstance(meta, dict):
+        meta["output_path"] = output_path
+    return atomic_write_text(dest, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
