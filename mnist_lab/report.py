@@ -144,6 +144,7 @@ def _plots(rows, folder: Path, prefix: str = "") -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in rows:
@@ -155,6 +156,7 @@ def _plots(rows, folder: Path, prefix: str = "") -> list[str]:
         ax.plot(ep, mean, marker="D" if single else "o", ms=8 if single else 3, zorder=3 if single else 2,
                 label=f"it {r['iteration']} ({r['params']:,} params{', 1 epoch' if single else ''})")
     ax.set(xlabel="epoch", ylabel="held-out test accuracy (%)", title="Held-out test accuracy per epoch (mean over seeds)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     lo = min(min(statistics.fmean(run["history"][0]["test_acc"] for run in r["runs"]) for r in rows), 97)
     ax.set_ylim(max(lo - 0.5, 0), 100)
     ax.grid(alpha=0.3)
@@ -164,17 +166,12 @@ def _plots(rows, folder: Path, prefix: str = "") -> list[str]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 5))
-    # Networks with equal parameter counts (iterations 5, 6, 7) share an x position: their labels are
-    # stacked beside the points, best on top, each with a leader line to its point.
-    by_params = defaultdict(list)
+    # A legend, not labels beside the points: iterations 3, 5, 6 and 7 lie within 50 parameters of
+    # each other, and their labels would cover one another.
     for r in rows:
-        ax.errorbar(r["params"], r["final_mean"], yerr=0 if r["n"] < 2 else r["final_std"], fmt="o", capsize=4)
-        by_params[r["params"]].append(r)
-    for group in by_params.values():
-        for k, r in enumerate(sorted(group, key=lambda r: -r["final_mean"])):
-            ax.annotate(f"it {r['iteration']}", (r["params"], r["final_mean"]), textcoords="offset points",
-                        xytext=(14, 14 - 16 * k + 8 * (len(group) - 1)), fontsize=9, va="center",
-                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5"} if len(group) > 1 else None)
+        ax.errorbar(r["params"], r["final_mean"], yerr=0 if r["n"] < 2 else r["final_std"], fmt="o", capsize=4,
+                    label=f"it {r['iteration']}: {r['params']:,} params, {r['final_mean']:.2f}%")
+    ax.legend(fontsize=8, loc="lower left")
     ax.set(xlabel="parameters", ylabel="final held-out test accuracy (%)",
            title="Parameters vs held-out accuracy (mean ± std over seeds)")
     ax.grid(alpha=0.3)
