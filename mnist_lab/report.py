@@ -20,6 +20,12 @@ def _recipe(r) -> tuple:
     return (r["epochs"], r["batch_size"], r["lr"], c.get("val_fraction", 0.0), c.get("scheduler", "step"))
 
 
+def _group(r) -> tuple:
+    """Runs that differ only in their seed: the same recipe on the same kind of device and threads."""
+    kind = r["device"].split(":")[0]
+    return _recipe(r) + (kind, r.get("threads") if kind == "cpu" else None)
+
+
 def _is_study_recipe(r) -> bool:
     return _recipe(r) == (EPOCHS.get(r["iteration"]), 64, LR.get(r["iteration"]), 0.0, "step")
 
@@ -37,7 +43,7 @@ def summarize(results: list[dict]) -> list[dict]:
     """One row per (iteration, recipe): the means of its runs."""
     groups = defaultdict(list)
     for r in results:
-        groups[(r["iteration"], _recipe(r))].append(r)
+        groups[(r["iteration"], _group(r))].append(r)
     rows = []
     for (it, recipe), runs in sorted(groups.items()):
         final = [r["final_test_acc"] for r in runs]
@@ -133,38 +139,46 @@ def _savefig(fig, path: Path):
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _plots(rows, folder: Path) -> list[str]:
+def _plots(rows, folder: Path, prefix: str = "") -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in rows:
         n_ep = min(len(run["history"]) for run in r["runs"])
         ep = list(range(1, n_ep + 1))
         mean = [statistics.fmean(run["history"][e - 1]["test_acc"] for run in r["runs"]) for e in ep]
-        ax.plot(ep, mean, marker="o", ms=3, label=f"it {r['iteration']} ({r['params']:,} params)")
+        # A one-epoch run is a single point: draw it large and on top, or the lines hide it.
+        single = n_ep == 1
+        ax.plot(ep, mean, marker="D" if single else "o", ms=8 if single else 3, zorder=3 if single else 2,
+                label=f"it {r['iteration']} ({r['params']:,} params{', 1 epoch' if single else ''})")
     ax.set(xlabel="epoch", ylabel="held-out test accuracy (%)", title="Held-out test accuracy per epoch (mean over seeds)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     lo = min(min(statistics.fmean(run["history"][0]["test_acc"] for run in r["runs"]) for r in rows), 97)
     ax.set_ylim(max(lo - 0.5, 0), 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _savefig(fig, folder / "test_acc_per_epoch.png")
+    _savefig(fig, folder / f"{prefix}test_acc_per_epoch.png")
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 5))
+    # A legend, not labels beside the points: iterations 3, 5, 6 and 7 lie within 50 parameters of
+    # each other, and their labels would cover one another.
     for r in rows:
-        ax.errorbar(r["params"], r["final_mean"], yerr=0 if r["n"] < 2 else r["final_std"], fmt="o", capsize=4)
-        ax.annotate(f"it {r['iteration']}", (r["params"], r["final_mean"]), textcoords="offset points", xytext=(6, 4))
+        ax.errorbar(r["params"], r["final_mean"], yerr=0 if r["n"] < 2 else r["final_std"], fmt="o", capsize=4,
+                    label=f"it {r['iteration']}: {r['params']:,} params, {r['final_mean']:.2f}%")
+    ax.legend(fontsize=8, loc="lower left")
     ax.set(xlabel="parameters", ylabel="final held-out test accuracy (%)",
            title="Parameters vs held-out accuracy (mean ± std over seeds)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _savefig(fig, folder / "params_vs_acc.png")
+    _savefig(fig, folder / f"{prefix}params_vs_acc.png")
     plt.close(fig)
-    return ["test_acc_per_epoch.png", "params_vs_acc.png"]
+    return [f"{prefix}test_acc_per_epoch.png", f"{prefix}params_vs_acc.png"]
 
 
 def _best_views(best, folder: Path, data_dir) -> list[str]:
@@ -208,12 +222,12 @@ def _best_views(best, folder: Path, data_dir) -> list[str]:
     return made + ["mistakes_best.png"]
 
 
-def build(out_dir="reports", data_dir=None) -> Path:
+def build(out_dir, data_dir=None, warn=None) -> Path:
     """Write <out_dir>/README.md and its plots from <out_dir>/results/*.json."""
     out_dir = Path(out_dir)
-    results = load_results(out_dir / "results")
+    results = load_results(out_dir / "results", warn)
     if not results:
-        raise LabError(f"no result files in {out_dir / 'results'}; run `mnist-lab run` first")
+        raise LabError(f"no usable result files in {out_dir / 'results'}; run `mnist-lab run` first")
     full = [r for r in results if not r["smoke"]]
     smoke = [r for r in results if r["smoke"]]
     md = ["# mnist_lab results", ""]
@@ -244,13 +258,15 @@ def build(out_dir="reports", data_dir=None) -> Path:
                f"- Code: commit(s) {', '.join(sorted({r.get('code', 'unknown') for r in full}))} (recorded by each run).",
                f"- Training time summed over runs: {sum(r['wall_seconds'] for r in full) / 60:.1f} min.",
                "- Remake the runs with `mnist-lab run --seeds " + " ".join(map(str, seeds))
-               + " --threads 1 --workers 2` (`make reproduce`; on the CPU, equal threads give equal numbers) and "
-               "this page with `mnist-lab report`; it reads only the result files."]
+               + " --threads 1 --workers 2 --out` this folder (`make reproduce` for `reports/`; on the CPU, equal "
+               "threads give equal numbers) and this page with `mnist-lab report --out` this folder; it reads only "
+               "the result files, each named by its iteration, seed and a hash of its full recipe."]
     if smoke:
         md += ["", "## Tiny runs (smoke mode: code checks, not results)", "",
                "| It | Seed | Epochs | Test images | Final acc |", "|---|---|---|---|---|"]
         md += [f"| {r['iteration']} | {r['seed']} | {r['epochs']} | {r['test_size']:,} | {r['final_test_acc']:.2f} |"
                for r in smoke]
+        md += [""] + [f"![{name}]({name})" for name in _plots(summarize(smoke), out_dir, prefix="tiny_")]
     path = atomic_write_text(out_dir / "README.md", "\n".join(md) + "\n")
     return path
 

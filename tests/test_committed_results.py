@@ -12,15 +12,37 @@ REPORTS = Path(__file__).resolve().parents[1] / "reports"
 SEEDS = (0, 1, 2)
 
 
+def canonical(r) -> bool:
+    """The committed series: the study's recipe, one CPU thread per run (as `make reproduce` runs it)."""
+    rec = r.get("recipe", {})
+    return (not r["smoke"] and rec.get("device") == "cpu" and rec.get("threads") == 1
+            and r["epochs"] == EPOCHS[r["iteration"]] and r["lr"] == LR[r["iteration"]] and r["batch_size"] == 64)
+
+
 @pytest.fixture(scope="module")
-def results():
-    files = sorted((REPORTS / "results").glob("*.json"))
-    return {p.name: json.loads(p.read_text()) for p in files}
+def all_results():
+    return {p.name: json.loads(p.read_text()) for p in sorted((REPORTS / "results").glob("*.json"))}
 
 
-def test_seven_iterations_three_seeds_nothing_else(results):
-    expected = {f"it{i}_seed{s}.json" for i in range(1, 8) for s in SEEDS}
-    assert set(results) == expected
+@pytest.fixture(scope="module")
+def results(all_results):
+    """{"it5_seed0.json": result} for the canonical runs (their files carry a recipe hash as well)."""
+    out = {}
+    for name, r in all_results.items():
+        if canonical(r):
+            key = f"it{r['iteration']}_seed{r['seed']}.json"
+            assert key not in out, f"two canonical results for {key}"
+            out[key] = r
+    return out
+
+
+def test_seven_iterations_three_seeds(results, all_results):
+    assert set(results) == {f"it{i}_seed{s}.json" for i in range(1, 8) for s in SEEDS}
+    for name, r in all_results.items():
+        # each file is named by its identity: iteration, seed and the hash of its recipe
+        from mnist_lab.config import run_id
+
+        assert name == f"{r['run_id']}.json" == f"{run_id(r['iteration'], r['seed'], r['smoke'], r['recipe'])}.json"
 
 
 def test_each_run_is_complete_and_follows_the_recipe(results):

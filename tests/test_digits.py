@@ -77,8 +77,8 @@ def test_real_mnist_digit_is_almost_unchanged(mnist_root):
         assert shifted < 0.01
 
 
-def lab(*args):
-    return subprocess.run([sys.executable, "-m", "mnist_lab", *args], cwd=ROOT, capture_output=True, text=True)
+def lab(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "mnist_lab", *args], cwd=cwd, capture_output=True, text=True)
 
 
 def test_predict_gets_real_test_digits_right(mnist_root, tmp_path):
@@ -117,6 +117,51 @@ def test_predict_bad_files_get_a_message_and_the_rest_still_run(mnist_root, tmp_
 def test_default_checkpoint_is_the_reports_best_model():
     path = best_checkpoint(ROOT / "reports")
     assert path.exists() and "_smoke" not in path.name
+    assert best_checkpoint() == path  # the repository's reports/, from any working directory
+
+
+def test_predict_works_from_any_folder_and_reads_a_folder_of_images(mnist_root, tmp_path):
+    images, labels = load_split("test", mnist_root)
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(images[i].numpy()).save(folder / f"d{i}.png")
+    (folder / "notes.txt").write_text("not an image, and not picked up")
+    done = lab("predict", "--json", "digits", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert [Path(r["path"]).name for r in rows] == ["d0.png", "d1.png", "d2.png"]
+    assert [r["digit"] for r in rows] == [int(y) for y in labels[:3]]
+    (tmp_path / "empty").mkdir()
+    none = lab("predict", "empty", cwd=tmp_path)
+    assert none.returncode == 1 and "empty: a folder with no image files" in none.stderr
+
+
+def test_an_oversized_image_is_refused_and_the_rest_go_on(mnist_root, tmp_path):
+    images, labels = load_split("test", mnist_root)
+    huge = tmp_path / "huge.png"
+    Image.new("L", (8000, 6000), 255).save(huge)  # 48 megapixels: a compressed file of a few kB
+    good = tmp_path / "good.png"
+    Image.fromarray(images[0].numpy()).save(good)
+    done = lab("predict", str(huge), str(good))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "huge.png: image is 8000x6000 pixels, over the 40 megapixel limit" in done.stderr
+    assert f"good.png: {int(labels[0])}" in done.stdout
+
+
+def test_a_bad_checkpoint_gets_our_message(tmp_path):
+    import torch
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x80\x02not a checkpoint at all" * 10)
+    pickled = tmp_path / "object.pt"
+    torch.save({"model": Path("x")}, pickled)  # a pickle that weights_only refuses to load
+    (tmp_path / "a.png").write_bytes(b"")
+    for ck, why in [(garbage, "is not a mnist_lab checkpoint"), (pickled, "is not a mnist_lab checkpoint"),
+                    (tmp_path, "is a folder; pass the .pt file"), (tmp_path / "nope.pt", "not found")]:
+        done = lab("predict", "--checkpoint", str(ck), str(tmp_path / "a.png"))
+        assert done.returncode == 2 and why in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and "weights_only" not in done.stderr
 
 
 @pytest.fixture

@@ -65,3 +65,43 @@ def test_no_results_is_a_clear_error(tmp_path):
 
     with pytest.raises(LabError, match="run `mnist-lab run` first"):
         report.build(tmp_path)
+
+
+def test_unusable_result_files_are_skipped_with_a_warning_naming_each(reports, capsys):
+    folder, accs = reports
+    res = folder / "results"
+    (res / "list.json").write_text("[1, 2]")
+    broken = fake_result(5, 7, 99.0)
+    broken["final_test_acc"] = None
+    (res / "null_acc.json").write_text(json.dumps(broken))
+    no_seed = fake_result(5, 8, 99.0)
+    del no_seed["seed"]
+    (res / "no_seed.json").write_text(json.dumps(no_seed))
+    (res / "cut.json").write_text('{"iteration": 5, "se')
+    warnings = []
+    text = report.build(folder, data_dir=folder / "nodata", warn=warnings.append).read_text()
+    assert len(warnings) == 4 and all(w.startswith("warning: skipping ") for w in warnings)
+    joined = "\n".join(warnings)
+    for name, why in [("list.json", "a JSON list"), ("null_acc.json", "'final_test_acc' is None"),
+                      ("no_seed.json", "no 'seed'"), ("cut.json", "unreadable")]:
+        assert name in joined and why in joined, joined
+    m, s = statistics.fmean(accs[5]), statistics.stdev(accs[5])
+    assert f"{m:.2f} ± {s:.2f} (n=3)" in text  # the good files still make the report
+
+
+def test_report_command_warns_and_does_not_crash(reports):
+    import subprocess
+    import sys
+
+    folder, _ = reports
+    (folder / "results" / "list.json").write_text("[]")
+    done = subprocess.run([sys.executable, "-m", "mnist_lab", "report", "--out", str(folder)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "warning: skipping" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_tiny_run_report_has_its_own_plots(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "it5_seed0_smoke.json").write_text(json.dumps(fake_result(5, 0, 50.0, smoke=True)))
+    text = report.build(tmp_path, data_dir=tmp_path / "nodata").read_text()
+    assert "![tiny_test_acc_per_epoch.png]" in text and (tmp_path / "tiny_params_vs_acc.png").exists()

@@ -1,6 +1,8 @@
 """Integration: the papermill series in tiny mode, failures, resuming, overrides, and the bench command."""
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,14 +17,22 @@ def lab(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "mnist_lab", *args], cwd=cwd, capture_output=True, text=True)
 
 
+def results_of(out, it=None):
+    return sorted((out / "results").glob(f"it{it if it is not None else '*'}_seed*.json"))
+
+
 @pytest.fixture(scope="module")
 def series(tmp_path_factory, mnist_root):
-    """All seven notebooks plus a deliberately broken eighth, in tiny mode, two at a time."""
+    """All seven notebooks plus a deliberately broken eighth, in tiny mode, two at a time. The eighth
+    fails after its record cell, so it has written a result file by the time it fails."""
     tmp = tmp_path_factory.mktemp("series")
     nbs = tmp / "notebooks"
     shutil.copytree(ROOT / "notebooks", nbs)
     broken = nbformat.read(nbs / "05_bn_below_20k.ipynb", 4)
-    broken.cells.insert(4, nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken notebook')"))
+    broken.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken notebook')"))
+    for cell in broken.cells:
+        if "parameters" in cell.metadata.get("tags", []):
+            cell.source = cell.source.replace("iteration: int = 5", "iteration: int = 8")
     nbformat.write(broken, nbs / "08_broken.ipynb")
     out = tmp / "reports"
     done = lab("run", "--smoke", "--workers", "2", "--threads", "1", "--notebooks", str(nbs), "--out", str(out),
@@ -31,33 +41,86 @@ def series(tmp_path_factory, mnist_root):
 
 
 def test_smoke_series_gives_seven_results_and_a_report(series):
+    from mnist_lab.config import recipe_hash
+
     _, _, out, done = series
-    names = sorted(p.name for p in (out / "results").glob("*.json"))
-    assert names == [f"it{i}_seed0_smoke.json" for i in range(1, 8)], done.stdout + done.stderr
+    names = [p.name for p in results_of(out)]
+    assert [n.split("_smoke_")[0] for n in names] == [f"it{i}_seed0" for i in range(1, 8)], done.stdout + done.stderr
     for name in names:
         r = json.loads((out / "results" / name).read_text())
         assert r["smoke"] is True and r["test_size"] == 1000 and len(r["history"]) >= 1
+        # the name is the identity: iteration, seed, and the hash of the recipe stored inside
+        assert name == f"{r['run_id']}.json" and r["run_id"].endswith(recipe_hash(r["recipe"]))
+        assert r["recipe"]["threads"] == 1 and r["recipe"]["blocks"] == r["blocks"]
     report = (out / "README.md").read_text()
     assert "Tiny runs" in report and report.count("| 0 |") == 7
+    assert "tiny_test_acc_per_epoch.png" in report and (out / "tiny_params_vs_acc.png").exists()
     assert len(list((out / "notebooks").glob("*.ipynb"))) == 8
+    assert not (out / ".lock").exists()
 
 
-def test_broken_notebook_is_listed_and_the_others_finish(series):
+def test_broken_notebook_is_listed_leaves_no_result_and_the_others_finish(series):
     _, _, out, done = series
     assert done.returncode == 1
     assert "1 notebook(s) failed" in done.stdout and "iteration 8" in done.stdout
-    executed = out / "notebooks" / "08_broken_seed0_smoke.ipynb"
-    assert str(executed) in done.stdout and executed.exists()
+    [executed] = (out / "notebooks").glob("08_broken_seed0_smoke_*.ipynb")
+    assert executed.name in done.stdout
     assert "deliberately broken" in executed.read_text()
+    assert results_of(out, 8) == [] and not list((out / "results").glob("it8_*.pt"))
+
+
+def test_executed_notebooks_keep_final_progress_and_relative_paths(series):
+    _, _, out, _ = series
+    for path in (out / "notebooks").glob("0[1-7]_*.ipynb"):
+        nb = json.loads(path.read_text())
+        streams = [o for c in nb["cells"] for o in c.get("outputs", []) if o["output_type"] == "stream"]
+        text = "".join("".join(o["text"]) for o in streams)
+        assert "\r" not in text and ": 100%|" in text, path.name
+        assert len(streams) < 12, path.name  # a few per epoch, not one per redraw
+        meta = nb["metadata"]["papermill"]
+        assert meta["output_path"].endswith(path.name)  # not the temporary name it was written under
 
 
 def test_finished_runs_are_skipped_on_resume(series, mnist_root):
     tmp, nbs, out, _ = series
-    before = (out / "results" / "it3_seed0_smoke.json").stat().st_mtime_ns
-    again = lab("run", "--smoke", "--iterations", "3", "--notebooks", str(nbs), "--out", str(out),
+    [path] = results_of(out, 3)
+    before = path.stat().st_mtime_ns
+    again = lab("run", "--smoke", "--iterations", "3", "--threads", "1", "--notebooks", str(nbs), "--out", str(out),
                 "--data", str(mnist_root), "--no-report")
     assert again.returncode == 0 and "skipping" in again.stdout
-    assert (out / "results" / "it3_seed0_smoke.json").stat().st_mtime_ns == before
+    assert path.stat().st_mtime_ns == before
+
+
+def test_another_recipe_gets_its_own_file_and_never_replaces_one(series, mnist_root):
+    tmp, nbs, out, _ = series
+    [first] = results_of(out, 2)
+    before = first.read_bytes()
+    other = lab("run", "--smoke", "--iterations", "2", "--set", "lr=0.001", "--threads", "1", "--notebooks",
+                str(nbs), "--out", str(out), "--data", str(mnist_root), "--no-report")
+    assert other.returncode == 0, other.stdout + other.stderr
+    files = results_of(out, 2)
+    assert len(files) == 2 and first in files and first.read_bytes() == before
+    new = json.loads(next(p for p in files if p != first).read_text())
+    assert new["lr"] == 0.001 and new["recipe"]["lr"] == 0.001
+
+
+def test_a_broken_or_foreign_result_file_is_redone_not_skipped(series, mnist_root):
+    tmp, nbs, out, _ = series
+    [path] = results_of(out, 6)
+    r = json.loads(path.read_text())
+    r["recipe"]["epochs"] = 99  # as if made by another recipe under this name
+    path.write_text(json.dumps(r))
+    again = lab("run", "--smoke", "--iterations", "6", "--threads", "1", "--notebooks", str(nbs), "--out", str(out),
+                "--data", str(mnist_root), "--no-report")
+    assert again.returncode == 0 and "another recipe" in again.stdout
+    assert json.loads(path.read_text())["recipe"]["epochs"] == 20
+    r = json.loads(path.read_text())
+    r["final_test_acc"] = None
+    path.write_text(json.dumps(r))
+    again = lab("run", "--smoke", "--iterations", "6", "--threads", "1", "--notebooks", str(nbs), "--out", str(out),
+                "--data", str(mnist_root), "--no-report")
+    assert again.returncode == 0 and "'final_test_acc' is None" in again.stdout
+    assert json.loads(path.read_text())["final_test_acc"] is not None
 
 
 def test_parallel_equals_serial_at_equal_threads(series, mnist_root, tmp_path):
@@ -67,8 +130,9 @@ def test_parallel_equals_serial_at_equal_threads(series, mnist_root, tmp_path):
                  "--out", str(tmp_path), "--data", str(mnist_root), "--no-report")
     assert serial.returncode == 0, serial.stderr
     for it in (4, 7):
-        a = json.loads((out / "results" / f"it{it}_seed0_smoke.json").read_text())
-        b = json.loads((tmp_path / "results" / f"it{it}_seed0_smoke.json").read_text())
+        [pa], [pb] = results_of(out, it), results_of(tmp_path, it)
+        assert pa.name == pb.name  # same recipe, same identity
+        a, b = json.loads(pa.read_text()), json.loads(pb.read_text())
         assert a["threads"] == b["threads"] == 1
         strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]
         assert strip(a["history"]) == strip(b["history"])
@@ -77,11 +141,43 @@ def test_parallel_equals_serial_at_equal_threads(series, mnist_root, tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--set", "epocs=2"], "unknown notebook parameter 'epocs'. Did you mean 'epochs'"),
     (["--set", "epochs=two"], "parameter 'epochs' takes a int"),
+    (["--set", "epochs=-1"], "epochs must be >= 1, got -1"),
+    (["--set", "batch_size=0"], "batch_size must be >= 1, got 0"),
+    (["--set", "lr=0"], "lr must be > 0, got 0"),
+    (["--set", "threads=3"], "'threads' is set by the runner; use --threads"),
+    (["--seeds", "0", "-1"], "seeds must be 0 or more, got [-1]"),
     (["--iterations", "9"], "no notebook for iteration(s) [9]"),
 ])
-def test_bad_run_arguments_are_clear(args, message, tmp_path):
-    done = lab("run", "--smoke", "--out", str(tmp_path), *args)
+def test_bad_run_arguments_are_clear_and_nothing_runs(args, message, tmp_path):
+    done = lab("run", "--smoke", "--out", str(tmp_path / "out"), *args)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1  # one line
+    assert not (tmp_path / "out").exists()
+
+
+def test_workers_are_capped_at_what_is_useful(tmp_path, mnist_root):
+    done = lab("run", "--smoke", "--iterations", "1", "--workers", "100", "--out", str(tmp_path),
+               "--data", str(mnist_root), "--no-report")
+    assert done.returncode == 0, done.stderr
+    assert "--workers 100 capped to 1 (1 run(s)" in done.stdout
+
+
+def test_an_output_folder_being_written_is_refused_and_a_stale_lock_taken_over(tmp_path, mnist_root):
+    from mnist_lab.lock import FolderLock
+
+    with FolderLock(tmp_path):
+        busy = lab("run", "--smoke", "--iterations", "1", "--out", str(tmp_path), "--data", str(mnist_root))
+    assert busy.returncode == 2 and f"being written by process {os.getpid()}" in busy.stderr
+    assert "Traceback" not in busy.stderr and not (tmp_path / "results").exists()
+    # A run killed with SIGKILL leaves its lock file behind, but not its lock.
+    dead = subprocess.Popen(["sleep", "0"])
+    dead.wait()
+    (tmp_path / ".lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "command": "x"}))
+    again = lab("run", "--smoke", "--iterations", "1", "--out", str(tmp_path), "--data", str(mnist_root),
+                "--no-report")
+    assert again.returncode == 0, again.stderr
+    assert f"taking over the lock of process {dead.pid}" in again.stdout
+    assert not (tmp_path / ".lock").exists()
 
 
 def test_bench_json_has_its_figures(mnist_root):
@@ -92,7 +188,7 @@ def test_bench_json_has_its_figures(mnist_root):
     assert res["ratio"] == pytest.approx(res["lab_img_s"] / res["reference_img_s"], rel=0.01)
 
 
-def test_runner_orders_by_recorded_time(tmp_path):
+def test_runner_orders_by_recorded_time(tmp_path, monkeypatch):
     """Heavier notebooks go first when earlier result files say how long an epoch took."""
     from mnist_lab import runner
 
@@ -100,18 +196,16 @@ def test_runner_orders_by_recorded_time(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
     for it, sec in {3: 5.0, 7: 9.0, 4: 7.0}.items():
-        (results / f"it{it}_seed0.json").write_text(json.dumps(
+        (results / f"it{it}_seed0_0000000{it}.json").write_text(json.dumps(
             {"iteration": it, "smoke": False, "history": [{"seconds": sec}, {"seconds": sec}]}))
-    (results / "it5_seed0.json").write_text("{not json")  # unreadable: ignored
-    (results / "it6_seed0_smoke.json").write_text(json.dumps(
+    (results / "it5_seed0_00000005.json").write_text("{not json")  # unreadable: ignored
+    (results / "it6_seed0_smoke_00000006.json").write_text(json.dumps(
         {"iteration": 6, "smoke": True, "history": [{"seconds": 99.0}]}))  # tiny runs say nothing
     order = [j.iteration for j in runner.plan(nbs, sorted(nbs), [0], tmp_path, {}, False, 1, tmp_path)]
     # 20 epochs each: 7 (9 s), 4 (7 s), then 5 and 6 at the mean of the known (7 s), then 3 (5 s); 2, 1 last
     assert order[:2] == [7, 4] and set(order[2:4]) == {5, 6} and order[4:] == [3, 2, 1]
-    elsewhere = tmp_path / "elsewhere" / "notebooks"  # no results here, none beside the notebooks
-    shutil.copytree(ROOT / "notebooks", elsewhere)
-    plain = [j.iteration for j in runner.plan(runner.find_notebooks(elsewhere), sorted(nbs), [0], tmp_path / "none",
-                                              {}, False, 1, tmp_path)]
+    monkeypatch.setattr(runner, "reports_dir", lambda: tmp_path / "no-reports")  # no committed results either
+    plain = [j.iteration for j in runner.plan(nbs, sorted(nbs), [0], tmp_path / "none", {}, False, 1, tmp_path)]
     assert plain == [3, 4, 5, 6, 7, 2, 1]  # nothing recorded: by epochs
 
 
