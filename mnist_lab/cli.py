@@ -45,11 +45,11 @@ def cmd_run(a):
     threads = a.threads or (max(1, cores // workers) if on_cpu else 0)
     data_dir = Path(a.data).resolve() if a.data else fetch.default_root()
     jobs = runner.plan(notebooks, iterations, seeds, out, overrides, a.smoke, threads, data_dir)  # checks every parameter
-    with FolderLock(out):
+    with FolderLock(out) as lock:
         fetch.ensure(data_dir)  # once, before any notebook starts: no two runs race to fetch it
         print(f"{len(jobs)} run(s): iterations {iterations}, seeds {seeds}, {workers} worker(s), "
               f"{threads or 'default'} thread(s) each{', tiny mode' if a.smoke else ''} -> {paths.portable(out)}")
-        failures = runner.run_series(jobs, workers, a.force)
+        failures = runner.run_series(jobs, workers, a.force, keep_fds=(lock.fd,))
         if not a.no_report:
             try:
                 print(f"report: {paths.portable(report.build(out, data_dir))}")
@@ -165,7 +165,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("data", help="fetch and verify the genuine MNIST")
-    d.add_argument("--root", default=None, help="data folder (default $MNIST_LAB_DATA or ./data)")
+    d.add_argument("--root", default=None, help="data folder (default $MNIST_LAB_DATA, else the repository's data/)")
     d.add_argument("--repair", action="store_true", help="replace corrupted or truncated files")
     d.set_defaults(fn=cmd_data)
 
@@ -182,7 +182,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None,
                    help="output folder (default: the repository's runs/; `--out reports` replaces the committed results)")
     r.add_argument("--notebooks", default=None, help="notebook folder (default: the repository's notebooks/)")
-    r.add_argument("--data", default=None, help="MNIST folder (default $MNIST_LAB_DATA or ./data)")
+    r.add_argument("--data", default=None, help="MNIST folder (default $MNIST_LAB_DATA, else the repository's data/)")
     r.add_argument("--no-report", action="store_true", help="do not regenerate the report at the end")
     r.set_defaults(fn=cmd_run)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -12,6 +13,7 @@ from . import paths
 from .errors import LabError
 
 SMOKE_ENV = "MNIST_LAB_SMOKE"  # "1" turns every run into a tiny run (used by the notebook tests)
+EXPECT_ENV = "MNIST_LAB_EXPECT_RUN"  # set by the runner: the run id it planned, which record() must match
 RESULTS_ENV = "MNIST_LAB_RESULTS"  # where result files go, overriding results_dir (keeps test runs out of reports/)
 
 
@@ -52,8 +54,12 @@ class Config:
                 setattr(self, f.name, float(value))
         for key, low, strict in RANGES:
             value = getattr(self, key)
+            if not math.isfinite(value):
+                raise LabError(f"{key} must be a finite number, got {value}")
             if value < low or (strict and value == low):
                 raise LabError(f"{key} must be {'>' if strict else '>='} {low:g}, got {value:g}")
+        if self.seed >= 2 ** 63:
+            raise LabError(f"seed must be below 2**63, got {self.seed}")
         if self.scheduler not in ("step", "plateau"):
             raise LabError(f"scheduler must be 'step' or 'plateau', got {self.scheduler!r}")
         if not 0 <= self.val_fraction < 1:

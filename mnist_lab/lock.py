@@ -50,6 +50,9 @@ class FolderLock:
                 h = self._holder()
                 who = f"process {h.get('pid', '?')} on {h.get('host', '?')} ({h.get('command', 'mnist-lab')}, " \
                       f"since {h.get('since', '?')})" if h else "another process"
+                if h.get("pid") and h.get("host") == socket.gethostname() and not _alive(int(h["pid"])):
+                    # The run was killed but its notebooks (which inherit the lock) still run.
+                    who = f"the notebooks still running from stopped process {h['pid']} ({h.get('command', '?')})"
                 raise LabError(f"{self.folder} is being written by {who}; wait for it to finish, "
                                "or run into another folder with --out DIR") from None
             # The holder before us may have removed the file between our open and our lock:

@@ -12,9 +12,11 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 from .config import RESULTS_ENV, SMOKE_ENV
 
-_TMP = "_mnist_lab_nbval_tmp"
+_TMP, _ENV, _SAVED = "_mnist_lab_nbval_tmp", "_mnist_lab_nbval_env", "_mnist_lab_saved_env"
 
 
 def pytest_addoption(parser):
@@ -29,15 +31,44 @@ def pytest_configure(config):
         return
     tmp = tempfile.mkdtemp(prefix="mnist_lab_nbval_")
     setattr(config, _TMP, tmp)
-    os.environ[RESULTS_ENV] = tmp  # the kernels inherit this environment
+    env = {RESULTS_ENV: tmp}
     if not opt.full_length:
-        os.environ[SMOKE_ENV] = "1"
+        env[SMOKE_ENV] = "1"
+    setattr(config, _ENV, env)
     if not getattr(opt, "nbval_kernel_name", None):
         # The notebooks name the `mnist-lab` kernel (for Jupyter); under pytest, use pytest's own environment.
         opt.nbval_current_env = True
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """The notebook kernels inherit the environment when they start, in the setup of their first
+    cell: set it for notebook cells only, so unit tests collected in the same session are untouched."""
+    env = getattr(item.config, _ENV, None)
+    if env is None:
+        return
+    saved = getattr(item.config, _SAVED, None)
+    if type(item).__name__ == "IPyNbCell":
+        if saved is None:
+            setattr(item.config, _SAVED, {k: os.environ.get(k) for k in env})
+            os.environ.update(env)
+    elif saved is not None:
+        _restore(saved)
+        setattr(item.config, _SAVED, None)
+
+
+def _restore(saved):
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 def pytest_unconfigure(config):
+    saved = getattr(config, _SAVED, None)
+    if saved:
+        _restore(saved)
     tmp = getattr(config, _TMP, None)
     if tmp:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,6 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .blocks import layer_counts
+from .config import recipe_hash
 from .errors import LabError
 from .io import atomic_write_bytes, atomic_write_text
 from .iterations import EPOCHS, LR, STUDY
@@ -21,7 +22,10 @@ def _recipe(r) -> tuple:
 
 
 def _group(r) -> tuple:
-    """Runs that differ only in their seed: the same recipe on the same kind of device and threads."""
+    """Runs that differ only in their seed: the same full recipe (network, settings, device, threads
+    and vector instructions), or for files from before recipes were recorded, the same settings."""
+    if isinstance(r.get("recipe"), dict):
+        return _recipe(r) + (recipe_hash({k: v for k, v in r["recipe"].items() if k != "seed"}),)
     kind = r["device"].split(":")[0]
     return _recipe(r) + (kind, r.get("threads") if kind == "cpu" else None)
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import platform
 from pathlib import Path
 
 import torch
 
 from .blocks import Net
-from .config import run_id
+from .config import EXPECT_ENV, run_id
 from .errors import LabError
 from .io import atomic_write_bytes, atomic_write_json
 from .trainer import predict
@@ -43,6 +44,10 @@ def record(cfg, model: Net, fit_result, data, device) -> Path:
         raise LabError("nothing to record: the run trained no epoch")
     recipe = cfg.recipe(model.blocks, device)
     path = cfg.results_path / f"{run_id(cfg.iteration, cfg.seed, cfg.smoke, recipe)}.json"
+    expected = os.environ.get(EXPECT_ENV)
+    if expected and expected != path.stem:
+        raise LabError(f"this run's identity is {path.stem}, but the runner planned {expected}: the notebook "
+                       "builds its Config or network from something other than its parameters")
     h = fit_result.history
     # Final-model predictions on the held-out set, so the report can draw a confusion matrix and
     # the mistakes from result files alone.
@@ -121,7 +126,8 @@ def load_model(checkpoint) -> Net:
 # What the report and the runner rely on in a result file: key -> accepted types.
 _REQUIRED = {"iteration": int, "seed": int, "smoke": bool, "name": str, "params": int, "epochs": int,
              "batch_size": int, "lr": (int, float), "device": str, "blocks": list, "history": list,
-             "final_test_acc": (int, float), "final_train_acc": (int, float), "wall_seconds": (int, float)}
+             "final_test_acc": (int, float), "final_train_acc": (int, float), "wall_seconds": (int, float),
+             "torch": str, "test_size": int, "confusion": list, "mistakes": list, "checkpoint": str}
 _PER_EPOCH = {"epoch": int, "test_acc": (int, float), "train_acc": (int, float), "seconds": (int, float)}
 
 

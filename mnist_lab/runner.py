@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import nbfiles
-from .config import RESULTS_ENV, Config, run_id
+from .config import EXPECT_ENV, RESULTS_ENV, Config, run_id
 from .errors import LabError
 from .iterations import EPOCHS
 from .paths import base, portable, reports_dir
@@ -142,7 +142,7 @@ def check_iterations(notebooks: dict[int, Path], iterations) -> list[int]:
     missing = sorted(set(iterations) - set(notebooks))
     if missing:
         raise LabError(f"no notebook for iteration(s) {missing}; have {sorted(notebooks)}")
-    return list(iterations)
+    return list(dict.fromkeys(iterations))  # a repeated iteration would be the same run twice
 
 
 def plan(notebooks: dict[int, Path], iterations, seeds, out: Path, overrides: dict, smoke: bool,
@@ -211,35 +211,45 @@ def finished(job: Job) -> tuple[bool, str | None]:
         return False, why
     if r.get("recipe") != job.recipe:
         return False, "it was made with another recipe"
+    if not job.result.with_suffix(".pt").is_file():
+        return False, "its checkpoint is missing"
     return True, None
 
 
-def execute(job: Job) -> tuple[bool, str]:
-    """Run one notebook in its own papermill process; the executed copy appears only when done."""
+def execute(job: Job, keep_fds=()) -> tuple[bool, str]:
+    """Run one notebook in its own papermill process; the executed copy appears only when done.
+
+    `keep_fds` are inherited by papermill: the output folder's lock, so that it stays held while a
+    notebook still runs even if this process is killed."""
     job.executed.parent.mkdir(parents=True, exist_ok=True)
     tmp = job.executed.with_name(f".{job.executed.name}.running")
     # Paths relative to the repository, so the executed notebook records no machine's folders.
     cmd = [sys.executable, "-m", "papermill", portable(job.notebook), portable(tmp),
            "--cwd", portable(job.notebook.parent), "-k", "python3", "--no-progress-bar", "-y", json.dumps(job.params)]
     env = {k: v for k, v in os.environ.items() if k != RESULTS_ENV}  # --out decides where results go
+    env[EXPECT_ENV] = job.result.stem  # record() refuses to write under any other identity
     started = time.time()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=base(), env=env)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=base(), env=env, pass_fds=tuple(keep_fds))
+    kept = True
     if tmp.exists():  # a failed run keeps its executed notebook too: it shows the error
         try:
             nbfiles.compact(tmp, job.executed, portable(job.executed))
-        finally:
-            tmp.unlink(missing_ok=True)
-    ok = done.returncode == 0 and job.result.exists()
+            tmp.unlink()
+        except (OSError, ValueError):  # cut short while papermill wrote it: keep it as it is
+            os.replace(tmp, job.executed)
+            kept = False
+    ok = done.returncode == 0 and job.result.exists() and kept
     if not ok:
         # A failed notebook leaves no result file, even one it wrote before failing.
         for path in (job.result, job.result.with_suffix(".pt")):
             if path.exists() and path.stat().st_mtime >= started:
                 path.unlink()
-    tail = "" if ok else (done.stderr.strip().splitlines() or ["no output"])[-1]
+    tail = "" if ok else (done.stderr.strip().splitlines() or ["no output"])[-1] if kept else \
+        "the executed notebook was cut short (unreadable)"
     return ok, tail
 
 
-def run_series(jobs: list[Job], workers: int, force: bool, log=print) -> list[tuple[Job, str]]:
+def run_series(jobs: list[Job], workers: int, force: bool, log=print, keep_fds=()) -> list[tuple[Job, str]]:
     """Run the jobs; return the failures as (job, reason). Finished results are never redone unless force."""
     from tqdm import tqdm
 
@@ -257,7 +267,7 @@ def run_series(jobs: list[Job], workers: int, force: bool, log=print) -> list[tu
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc="series", unit="notebook", file=sys.stdout, ncols=90)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(_timed, execute, j): j for j in todo}
+        futures = {pool.submit(_timed, execute, j, keep_fds): j for j in todo}
         try:
             for fut in as_completed(futures):
                 job = futures[fut]

@@ -13,9 +13,10 @@ SEEDS = (0, 1, 2)
 
 
 def canonical(r) -> bool:
-    """The committed series: the study's recipe, one CPU thread per run (as `make reproduce` runs it)."""
+    """The committed series: the study's recipe, one CPU thread per run (as `make reproduce` runs it), on
+    the machine that made them (AVX-512). `make reproduce` elsewhere adds files of its own beside these."""
     rec = r.get("recipe", {})
-    return (not r["smoke"] and rec.get("device") == "cpu" and rec.get("threads") == 1
+    return (not r["smoke"] and rec.get("device") == "cpu" and rec.get("threads") == 1 and rec.get("cpu") == "AVX512"
             and r["epochs"] == EPOCHS[r["iteration"]] and r["lr"] == LR[r["iteration"]] and r["batch_size"] == 64)
 
 
@@ -93,3 +94,16 @@ def test_readme_headline_equals_the_report(results):
         accs = [results[f"it{it}_seed{s}.json"]["final_test_acc"] for s in SEEDS]
         row = next(line for line in text.splitlines() if line.startswith(f"| {it} |"))
         assert f"**{statistics.fmean(accs):.2f} ± {statistics.stdev(accs):.2f}**" in row, row
+
+
+def test_each_result_has_its_executed_notebook_with_final_progress(all_results):
+    for name, r in all_results.items():
+        rid = r["run_id"]
+        [nb] = (REPORTS / "notebooks").glob(f"{r['iteration']:02d}_*_{rid.split('_', 1)[1]}.ipynb")
+        doc = json.loads(nb.read_text())
+        assert doc["metadata"]["papermill"]["parameters"]["seed"] == r["seed"], nb.name
+        streams = [o for c in doc["cells"] for o in c.get("outputs", []) if o["output_type"] == "stream"]
+        assert not any("\r" in "".join(o["text"]) for o in streams), nb.name
+        assert len(streams) <= 3 * r["epochs"] + 6, nb.name  # a bar and a line per epoch, not every redraw
+        assert f"wrote reports/results/{rid}.json" in "".join("".join(o["text"]) for o in streams), nb.name
+

@@ -18,7 +18,7 @@ def fake_result(it, seed, final, smoke=False):
             "threads": 1, "torch": "2.14.1", "python": "3.11.7", "dataset": "MNIST", "test_size": 10_000,
             "smoke": smoke, "blocks": BLOCKS[it], "config": {"val_fraction": 0.0, "scheduler": "step"},
             "history": h, "final_test_acc": final, "final_train_acc": 98.0, "wall_seconds": 2.0 * EPOCHS[it],
-            "confusion": [[100 if i == j else 0 for j in range(10)] for i in range(10)], "mistakes": []}
+            "confusion": [[100 if i == j else 0 for j in range(10)] for i in range(10)], "mistakes": [], "checkpoint": f"it{it}_seed{seed}.pt"}
 
 
 @pytest.fixture
@@ -78,12 +78,15 @@ def test_unusable_result_files_are_skipped_with_a_warning_naming_each(reports, c
     del no_seed["seed"]
     (res / "no_seed.json").write_text(json.dumps(no_seed))
     (res / "cut.json").write_text('{"iteration": 5, "se')
+    no_torch = fake_result(5, 9, 99.0)
+    del no_torch["torch"]
+    (res / "no_torch.json").write_text(json.dumps(no_torch))
     warnings = []
     text = report.build(folder, data_dir=folder / "nodata", warn=warnings.append).read_text()
-    assert len(warnings) == 4 and all(w.startswith("warning: skipping ") for w in warnings)
+    assert len(warnings) == 5 and all(w.startswith("warning: skipping ") for w in warnings)
     joined = "\n".join(warnings)
     for name, why in [("list.json", "a JSON list"), ("null_acc.json", "'final_test_acc' is None"),
-                      ("no_seed.json", "no 'seed'"), ("cut.json", "unreadable")]:
+                      ("no_seed.json", "no 'seed'"), ("cut.json", "unreadable"), ("no_torch.json", "no 'torch'")]:
         assert name in joined and why in joined, joined
     m, s = statistics.fmean(accs[5]), statistics.stdev(accs[5])
     assert f"{m:.2f} ± {s:.2f} (n=3)" in text  # the good files still make the report

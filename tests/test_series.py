@@ -121,6 +121,11 @@ def test_a_broken_or_foreign_result_file_is_redone_not_skipped(series, mnist_roo
                 "--data", str(mnist_root), "--no-report")
     assert again.returncode == 0 and "'final_test_acc' is None" in again.stdout
     assert json.loads(path.read_text())["final_test_acc"] is not None
+    path.with_suffix(".pt").unlink()
+    again = lab("run", "--smoke", "--iterations", "6", "--threads", "1", "--notebooks", str(nbs), "--out", str(out),
+                "--data", str(mnist_root), "--no-report")
+    assert again.returncode == 0 and "its checkpoint is missing" in again.stdout
+    assert path.with_suffix(".pt").is_file()
 
 
 def test_parallel_equals_serial_at_equal_threads(series, mnist_root, tmp_path):
@@ -145,6 +150,7 @@ def test_parallel_equals_serial_at_equal_threads(series, mnist_root, tmp_path):
     (["--set", "batch_size=0"], "batch_size must be >= 1, got 0"),
     (["--set", "lr=0"], "lr must be > 0, got 0"),
     (["--set", "threads=3"], "'threads' is set by the runner; use --threads"),
+    (["--set", "lr=nan"], "lr must be a finite number, got nan"),
     (["--seeds", "0", "-1"], "seeds must be 0 or more, got [-1]"),
     (["--iterations", "9"], "no notebook for iteration(s) [9]"),
 ])
@@ -155,11 +161,11 @@ def test_bad_run_arguments_are_clear_and_nothing_runs(args, message, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_workers_are_capped_at_what_is_useful(tmp_path, mnist_root):
-    done = lab("run", "--smoke", "--iterations", "1", "--workers", "100", "--out", str(tmp_path),
+def test_workers_are_capped_and_repeated_iterations_run_once(tmp_path, mnist_root):
+    done = lab("run", "--smoke", "--iterations", "1", "1", "--workers", "100", "--out", str(tmp_path),
                "--data", str(mnist_root), "--no-report")
     assert done.returncode == 0, done.stderr
-    assert "--workers 100 capped to 1 (1 run(s)" in done.stdout
+    assert "--workers 100 capped to 1 (1 run(s)" in done.stdout and "1 run(s): iterations [1]" in done.stdout
 
 
 def test_an_output_folder_being_written_is_refused_and_a_stale_lock_taken_over(tmp_path, mnist_root):
@@ -178,6 +184,31 @@ def test_an_output_folder_being_written_is_refused_and_a_stale_lock_taken_over(t
     assert again.returncode == 0, again.stderr
     assert f"taking over the lock of process {dead.pid}" in again.stdout
     assert not (tmp_path / ".lock").exists()
+
+
+def test_notebooks_left_running_by_a_killed_run_keep_its_folder_locked(tmp_path, mnist_root):
+    """The notebooks inherit the lock: a run killed with SIGKILL leaves them holding it."""
+    dead = subprocess.Popen(["sleep", "0"])
+    dead.wait()
+    (tmp_path / ".lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "command": "x"}))
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+                               str(tmp_path / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = lab("run", "--smoke", "--iterations", "1", "--out", str(tmp_path), "--data", str(mnist_root))
+        assert busy.returncode == 2 and f"still running from stopped process {dead.pid}" in busy.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_nbval_tiny_mode_does_not_leak_into_unit_tests():
+    """`pytest --nbval-lax` over unit tests: the plugin's tiny mode is for notebook cells only."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                           "tests/test_identity.py::test_every_parameter_that_changes_the_numbers_changes_the_identity"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:]
 
 
 def test_bench_json_has_its_figures(mnist_root):

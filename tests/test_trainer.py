@@ -82,8 +82,9 @@ def test_result_file_and_checkpoint(mnist_root, tmp_path):
     cfg = tiny(mnist_root, tmp_path)
     model, data, res, dev = train(cfg)
     path = record(cfg, model, res, data, dev)
-    assert path.name == "it5_seed0_smoke.json"
+    assert path.name == f"{cfg.run_id(BLOCKS[5], dev)}.json" and path.name.startswith("it5_seed0_smoke_")
     r = json.loads(path.read_text())
+    assert r["run_id"] == path.stem and r["recipe"] == cfg.recipe(BLOCKS[5], dev)
     assert REQUIRED <= set(r) and r["smoke"] is True and r["params"] == 18_422 and r["test_size"] == 1000
     assert sum(map(sum, r["confusion"])) == 1000
     assert len(r["mistakes"]) == 1000 - r["history"][-1]["test_correct"]
@@ -91,6 +92,17 @@ def test_result_file_and_checkpoint(mnist_root, tmp_path):
     x = torch.randn(5, 1, 28, 28)
     model.eval()
     assert torch.allclose(rebuilt(x), model.cpu()(x), atol=1e-5)
+
+
+def test_record_refuses_an_identity_other_than_the_planned_one(mnist_root, tmp_path, monkeypatch):
+    from mnist_lab.config import EXPECT_ENV
+
+    cfg = tiny(mnist_root, tmp_path, epochs=1, smoke_epochs=1, smoke_batches=2)
+    model, data, res, dev = train(cfg)
+    monkeypatch.setenv(EXPECT_ENV, "it5_seed0_smoke_00000000")
+    with pytest.raises(LabError, match="but the runner planned it5_seed0_smoke_00000000"):
+        record(cfg, model, res, data, dev)
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 def test_bad_checkpoint_is_a_clear_error(tmp_path):
