@@ -17,7 +17,7 @@ def cmd_data(a):
 
     t = time.perf_counter()
     raw = fetch.ensure(a.root, repair=a.repair, log=print)
-    print(f"MNIST ready in {raw} ({time.perf_counter() - t:.2f} s)")
+    print(f"MNIST ready in {paths.portable(raw)} ({time.perf_counter() - t:.2f} s)")
 
 
 def cmd_run(a):
