@@ -167,6 +167,12 @@ def plan(notebooks: dict[int, Path], iterations, seeds, out: Path, overrides: di
             rid = run_id(cfg.iteration, seed, cfg.smoke, recipe)
             jobs.append(Job(it, seed, nb, out / "notebooks" / f"{nb.stem}_{rid.split('_', 1)[1]}.ipynb",
                             out / "results" / f"{rid}.json", params, recipe))
+    seen: dict[Path, Path] = {}
+    for job in jobs:  # two notebooks that declare the same run would race for one file
+        if job.result in seen:
+            raise LabError(f"{seen[job.result].name} and {job.notebook.name} are the same run ({job.result.stem}: "
+                           "same iteration, seed and recipe); give one of them another `iteration`")
+        seen[job.result] = job.notebook
     # Longest first, so parallel workers finish together. Epoch times come from the output
     # folder's earlier results, else from the committed ones.
     per_epoch = epoch_seconds_seen(out / "results") or epoch_seconds_seen(reports_dir() / "results")

@@ -161,6 +161,16 @@ def test_bad_run_arguments_are_clear_and_nothing_runs(args, message, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_two_notebooks_declaring_the_same_run_are_refused(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    shutil.copy(ROOT / "notebooks" / "05_bn_below_20k.ipynb", nbs)
+    shutil.copy(ROOT / "notebooks" / "05_bn_below_20k.ipynb", nbs / "09_copy.ipynb")  # still says iteration 5
+    done = lab("run", "--smoke", "--notebooks", str(nbs), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and "are the same run" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_workers_are_capped_and_repeated_iterations_run_once(tmp_path, mnist_root):
     done = lab("run", "--smoke", "--iterations", "1", "1", "--workers", "100", "--out", str(tmp_path),
                "--data", str(mnist_root), "--no-report")
