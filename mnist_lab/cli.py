@@ -17,7 +17,7 @@ def cmd_data(a):
 
     t = time.perf_counter()
     raw = fetch.ensure(a.root, repair=a.repair, log=print)
-    print(f"MNIST ready in {paths.portable(raw)} ({time.perf_counter() - t:.2f} s)")
+    print(f"MNIST ready in {paths.shown(raw)} ({time.perf_counter() - t:.2f} s)")
 
 
 def cmd_run(a):
@@ -48,17 +48,17 @@ def cmd_run(a):
     with FolderLock(out) as lock:
         fetch.ensure(data_dir)  # once, before any notebook starts: no two runs race to fetch it
         print(f"{len(jobs)} run(s): iterations {iterations}, seeds {seeds}, {workers} worker(s), "
-              f"{threads or 'default'} thread(s) each{', tiny mode' if a.smoke else ''} -> {paths.portable(out)}")
+              f"{threads or 'default'} thread(s) each{', tiny mode' if a.smoke else ''} -> {paths.shown(out)}")
         failures = runner.run_series(jobs, workers, a.force, keep_fds=(lock.fd,))
         if not a.no_report:
             try:
-                print(f"report: {paths.portable(report.build(out, data_dir))}")
+                print(f"report: {paths.shown(report.build(out, data_dir))}")
             except LabError as exc:
                 print(f"report not written: {exc}")
     if failures:
         print(f"\n{len(failures)} notebook(s) failed:")
         for job, why in failures:
-            print(f"  iteration {job.iteration} seed {job.seed}: {why}\n    see {paths.portable(job.executed)}")
+            print(f"  iteration {job.iteration} seed {job.seed}: {why}\n    see {paths.shown(job.executed)}")
         sys.exit(1)
 
 
@@ -66,7 +66,7 @@ def cmd_report(a):
     from . import report
 
     out = Path(a.out).resolve() if a.out else paths.runs_dir()
-    print(f"wrote {paths.portable(report.build(out, a.data))}")
+    print(f"wrote {paths.shown(report.build(out, a.data))}")
 
 
 def cmd_bench(a):
@@ -129,7 +129,7 @@ def cmd_predict(a):
 
     model, path = _model(a.checkpoint)
     if not a.json:
-        print(f"model: {paths.portable(path)}")
+        print(f"model: {paths.shown(path)}")
     rows, failed = [], 0
     for name in image_files(a.images):
         try:

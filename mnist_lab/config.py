@@ -106,7 +106,10 @@ class Config:
         import torch
 
         r = {k: v for k, v in self.to_dict().items() if k not in ("name", "device", "data_dir", "results_dir")}
-        if not self.smoke:
+        if self.smoke:  # a tiny run trains min(epochs, smoke_epochs) epochs: that is what counts
+            r["epochs"] = self.run_epochs
+            del r["smoke_epochs"]
+        else:
             del r["smoke_batches"], r["smoke_epochs"]
         if self.scheduler != "plateau":
             del r["plateau_patience"]

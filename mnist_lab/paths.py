@@ -60,3 +60,12 @@ def portable(path) -> str:
         except ValueError:
             pass
     return p.as_posix()
+
+
+def shown(path) -> str:
+    """`path` as a message shows it: relative to the working directory when inside it, else absolute."""
+    p = Path(os.path.abspath(Path(path).expanduser()))
+    try:
+        return p.relative_to(Path.cwd()).as_posix() or "."
+    except ValueError:
+        return p.as_posix()

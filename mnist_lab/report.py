@@ -267,9 +267,10 @@ def build(out_dir, data_dir=None, warn=None) -> Path:
                "the result files, each named by its iteration, seed and a hash of its full recipe."]
     if smoke:
         md += ["", "## Tiny runs (smoke mode: code checks, not results)", "",
-               "| It | Seed | Epochs | Test images | Final acc |", "|---|---|---|---|---|"]
-        md += [f"| {r['iteration']} | {r['seed']} | {r['epochs']} | {r['test_size']:,} | {r['final_test_acc']:.2f} |"
-               for r in smoke]
+               "| It | Seed | Epochs | Test images | Final acc | Run (iteration, seed, recipe hash) |",
+               "|---|---|---|---|---|---|"]
+        md += [f"| {r['iteration']} | {r['seed']} | {r['epochs']} | {r['test_size']:,} | {r['final_test_acc']:.2f} | "
+               f"{r.get('run_id', Path(r['_path']).stem)} |" for r in smoke]
         md += [""] + [f"![{name}]({name})" for name in _plots(summarize(smoke), out_dir, prefix="tiny_")]
     path = atomic_write_text(out_dir / "README.md", "\n".join(md) + "\n")
     return path

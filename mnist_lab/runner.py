@@ -111,6 +111,8 @@ def parse_overrides(pairs: list[str], known: dict[str, str]) -> dict:
         if "=" not in pair:
             raise LabError(f"override {pair!r} must look like key=value, e.g. epochs=2")
         key, raw = pair.split("=", 1)
+        if key in out:
+            raise LabError(f"parameter {key!r} is given twice in --set; keep one")
         if key not in known:
             close = difflib.get_close_matches(key, list(known), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -128,7 +130,7 @@ def parse_overrides(pairs: list[str], known: dict[str, str]) -> dict:
             else:
                 value = raw
         except ValueError:
-            raise LabError(f"parameter {key!r} takes a {kind}, got {raw!r}") from None
+            raise LabError(f"parameter {key!r} takes {'an' if kind == 'int' else 'a'} {kind}, got {raw!r}") from None
         out[key] = value
     instead = {"iteration": "--iterations", "seed": "--seeds", "results_dir": "--out", "data_dir": "--data",
                "smoke": "--smoke", "threads": "--threads"}
@@ -259,6 +261,12 @@ def run_series(jobs: list[Job], workers: int, force: bool, log=print, keep_fds=(
     """Run the jobs; return the failures as (job, reason). Finished results are never redone unless force."""
     from tqdm import tqdm
 
+    # Left by a run that was killed while a notebook was being written; we hold the folder's lock,
+    # so no one is writing them now.
+    folders = {j.executed.parent for j in jobs}
+    for stale in sorted(p for folder in folders if folder.is_dir() for p in folder.glob(".*.running")):
+        log(f"  removing {stale.name}, left by a run that was stopped")
+        stale.unlink(missing_ok=True)
     todo = []
     for j in jobs:
         done, why = finished(j)

@@ -85,10 +85,13 @@ def test_finished_runs_are_skipped_on_resume(series, mnist_root):
     tmp, nbs, out, _ = series
     [path] = results_of(out, 3)
     before = path.stat().st_mtime_ns
+    stale = out / "notebooks" / ".03_twenty_epochs_20k_seed0_smoke_0.ipynb.running"  # as a killed run leaves it
+    stale.write_text("{")
     again = lab("run", "--smoke", "--iterations", "3", "--threads", "1", "--notebooks", str(nbs), "--out", str(out),
                 "--data", str(mnist_root), "--no-report")
     assert again.returncode == 0 and "skipping" in again.stdout
     assert path.stat().st_mtime_ns == before
+    assert "removing .03_twenty_epochs_20k_seed0_smoke_0.ipynb.running" in again.stdout and not stale.exists()
 
 
 def test_another_recipe_gets_its_own_file_and_never_replaces_one(series, mnist_root):
@@ -108,12 +111,13 @@ def test_a_broken_or_foreign_result_file_is_redone_not_skipped(series, mnist_roo
     tmp, nbs, out, _ = series
     [path] = results_of(out, 6)
     r = json.loads(path.read_text())
+    planned = r["recipe"]["epochs"]
     r["recipe"]["epochs"] = 99  # as if made by another recipe under this name
     path.write_text(json.dumps(r))
     again = lab("run", "--smoke", "--iterations", "6", "--threads", "1", "--notebooks", str(nbs), "--out", str(out),
                 "--data", str(mnist_root), "--no-report")
     assert again.returncode == 0 and "another recipe" in again.stdout
-    assert json.loads(path.read_text())["recipe"]["epochs"] == 20
+    assert json.loads(path.read_text())["recipe"]["epochs"] == planned
     r = json.loads(path.read_text())
     r["final_test_acc"] = None
     path.write_text(json.dumps(r))
@@ -145,7 +149,8 @@ def test_parallel_equals_serial_at_equal_threads(series, mnist_root, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--set", "epocs=2"], "unknown notebook parameter 'epocs'. Did you mean 'epochs'"),
-    (["--set", "epochs=two"], "parameter 'epochs' takes a int"),
+    (["--set", "epochs=two"], "parameter 'epochs' takes an int"),
+    (["--set", "epochs=1", "epochs=3"], "parameter 'epochs' is given twice"),
     (["--set", "epochs=-1"], "epochs must be >= 1, got -1"),
     (["--set", "batch_size=0"], "batch_size must be >= 1, got 0"),
     (["--set", "lr=0"], "lr must be > 0, got 0"),
