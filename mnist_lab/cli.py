@@ -20,6 +20,11 @@ def cmd_data(a):
     print(f"MNIST ready in {paths.shown(raw)} ({time.perf_counter() - t:.2f} s)")
 
 
+def _out(a) -> Path:
+    """--out as given (from the working directory), else the repository's runs/."""
+    return Path(a.out).resolve() if a.out else paths.runs_dir()
+
+
 def cmd_run(a):
     from . import fetch, report, runner
     from .lock import FolderLock
@@ -29,7 +34,7 @@ def cmd_run(a):
     if any(s < 0 for s in a.seeds):
         raise LabError(f"seeds must be 0 or more, got {[s for s in a.seeds if s < 0]}")
     seeds = list(dict.fromkeys(a.seeds))
-    out = Path(a.out).resolve() if a.out else paths.runs_dir()
+    out = _out(a)
     notebooks = runner.find_notebooks(Path(a.notebooks) if a.notebooks else paths.base() / "notebooks")
     iterations = runner.check_iterations(notebooks, a.iterations or sorted(notebooks))
     known = runner.notebook_parameters(notebooks[iterations[0]])
@@ -65,7 +70,7 @@ def cmd_run(a):
 def cmd_report(a):
     from . import report
 
-    out = Path(a.out).resolve() if a.out else paths.runs_dir()
+    out = _out(a)
     print(f"wrote {paths.shown(report.build(out, a.data))}")
 
 

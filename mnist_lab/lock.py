@@ -26,6 +26,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _gone(holder: dict) -> bool:
+    """The recorded holder ran on this machine and is no longer running."""
+    return bool(holder.get("pid")) and holder.get("host") == socket.gethostname() and not _alive(int(holder["pid"]))
+
+
 class FolderLock:
     def __init__(self, folder, log=print):
         self.folder = Path(folder)
@@ -50,7 +55,7 @@ class FolderLock:
                 h = self._holder()
                 who = f"process {h.get('pid', '?')} on {h.get('host', '?')} ({h.get('command', 'mnist-lab')}, " \
                       f"since {h.get('since', '?')})" if h else "another process"
-                if h.get("pid") and h.get("host") == socket.gethostname() and not _alive(int(h["pid"])):
+                if _gone(h):
                     # The run was killed but its notebooks (which inherit the lock) still run.
                     who = f"the notebooks still running from stopped process {h['pid']} ({h.get('command', '?')})"
                 raise LabError(f"{self.folder} is being written by {who}; wait for it to finish, "
@@ -64,7 +69,7 @@ class FolderLock:
                 pass
             os.close(fd)
         old = self._holder()
-        if old.get("pid") and old.get("host") == socket.gethostname() and not _alive(int(old["pid"])):
+        if _gone(old):
             self.log(f"taking over the lock of process {old['pid']} ({old.get('command', '?')}), "
                      "which is no longer running; its finished runs are kept")
         me = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(["mnist-lab"] + sys.argv[1:]),

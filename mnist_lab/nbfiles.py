@@ -14,13 +14,7 @@ from .io import atomic_write_text
 
 def final_text(text: str) -> str:
     """What a terminal shows after printing `text`: for each line, what follows its last carriage return."""
-    lines = text.split("\n")
-    out = []
-    for line in lines:
-        parts = [p for p in line.split("\r")]
-        kept = next((p for p in reversed(parts) if p), "")
-        out.append(kept)
-    return "\n".join(out)
+    return "\n".join(next((p for p in reversed(line.split("\r")) if p), "") for line in text.split("\n"))
 
 
 def _text(output) -> str:

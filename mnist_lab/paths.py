@@ -49,23 +49,19 @@ def reports_dir() -> Path:
     return base() / "reports"
 
 
+def _relative(path, root: Path | None) -> str:
+    p = Path(os.path.abspath(Path(path).expanduser()))
+    if root is not None and p.is_relative_to(root):
+        return p.relative_to(root).as_posix() or "."
+    return p.as_posix()
+
+
 def portable(path) -> str:
     """`path` relative to the repository when it lies inside it (what result files and executed
     notebooks record, so they hold no machine's absolute paths), else absolute."""
-    p = Path(os.path.abspath(Path(path).expanduser()))
-    root = repo_root()
-    if root is not None:
-        try:
-            return p.relative_to(root).as_posix() or "."
-        except ValueError:
-            pass
-    return p.as_posix()
+    return _relative(path, repo_root())
 
 
 def shown(path) -> str:
     """`path` as a message shows it: relative to the working directory when inside it, else absolute."""
-    p = Path(os.path.abspath(Path(path).expanduser()))
-    try:
-        return p.relative_to(Path.cwd()).as_posix() or "."
-    except ValueError:
-        return p.as_posix()
+    return _relative(path, Path.cwd())

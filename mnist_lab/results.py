@@ -31,10 +31,6 @@ def code_version() -> str:
         return "unknown"
 
 
-def result_path(cfg, blocks, device) -> Path:
-    return cfg.results_path / f"{cfg.run_id(blocks, device)}.json"
-
-
 def record(cfg, model: Net, fit_result, data, device) -> Path:
     """Write `<results_dir>/<run_id>.json` and `.pt` atomically; return the JSON's path.
 

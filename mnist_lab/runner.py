@@ -46,31 +46,25 @@ def find_notebooks(folder) -> dict[int, Path]:
 
 def notebook_parameters(path: Path) -> dict[str, str]:
     """{name: type name} of the notebook's `parameters` cell."""
-    import papermill
-
-    return {k: v["inferred_type_name"] for k, v in papermill.inspect_notebook(str(path)).items()}
+    return {k: type(v).__name__ for k, v in notebook_defaults(path).items()}
 
 
-def _code_cells(path: Path) -> list[dict]:
+def _code_cells(path: Path) -> list:
+    import nbformat
+
     try:
-        nb = json.loads(Path(path).read_text())
-        return [c for c in nb["cells"] if c.get("cell_type") == "code"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [c for c in nbformat.read(path, 4).cells if c.cell_type == "code"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise LabError(f"{path} is not a readable notebook ({exc})") from None
-
-
-def _source(cell) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
 
 
 def notebook_defaults(path: Path) -> dict:
     """The values of the notebook's `parameters` cell (flat literals, as the house style wants)."""
-    cell = next((c for c in _code_cells(path) if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    cell = next((c for c in _code_cells(path) if "parameters" in c.metadata.get("tags", [])), None)
     if cell is None:
         raise LabError(f"{path.name} has no cell tagged 'parameters'")
     out = {}
-    for node in ast.parse(_source(cell)).body:
+    for node in ast.parse(cell.source).body:
         target = node.target if isinstance(node, ast.AnnAssign) else \
             node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
         if isinstance(target, ast.Name) and node.value is not None:
@@ -90,7 +84,7 @@ def notebook_network(path: Path, params: dict) -> list[dict]:
     found = []
     for cell in _code_cells(path):
         try:
-            tree = ast.parse(_source(cell))
+            tree = ast.parse(cell.source)
         except SyntaxError:
             continue
         found += [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
