@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 # `mnist-lab data` do not pay for importing torch.
 _EXPORTS = {
     "Net": "blocks", "conv": "blocks", "drop": "blocks", "head": "blocks", "pool": "blocks", "trans": "blocks",
+    "flatten": "blocks", "dense": "blocks", "bn": "blocks", "numpy_mlp": None,
     "Config": "config", "MNISTData": "data", "portable": "paths", "LabError": "errors", "load_model": "results", "record": "results",
     "evaluate": "trainer", "fit": "trainer", "pick_device": "trainer", "predict": "trainer", "setup": "trainer",
     "show": None,

@@ -75,14 +75,20 @@ def crop_drawn(x: torch.Tensor, drawn: torch.Tensor, whole_batch: bool | None = 
     return x.index_copy(0, idx, center_crop_resize(x[idx])) if len(idx) else x
 
 
-def augment(images_u8: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A training batch: uint8 (B, 28, 28) -> augmented, normalised float (B, 1, 28, 28)."""
+def augment(images_u8: torch.Tensor, generator: torch.Generator, max_deg: float = MAX_DEG,
+            crop_p: float = CROP_P) -> torch.Tensor:
+    """A training batch: uint8 (B, 28, 28) -> augmented, normalised float (B, 1, 28, 28).
+
+    The defaults are the study's; other series set their own (RandomRotation(10) alone is
+    max_deg=10, crop_p=0). Both draws are made either way, so one seed gives one sequence."""
     x = to_float(images_u8)
     b = x.shape[0]
     draws = torch.rand(b, 2, generator=generator, device=generator.device).to(x.device)
-    x = crop_drawn(x, draws[:, 0] < CROP_P)
-    angles = draws[:, 1] * (2 * MAX_DEG) - MAX_DEG
-    return normalize(rotate(x, angles))
+    if crop_p:
+        x = crop_drawn(x, draws[:, 0] < crop_p)
+    if max_deg:
+        x = rotate(x, draws[:, 1] * (2 * max_deg) - max_deg)
+    return normalize(x)
 
 
 def reference_transform():

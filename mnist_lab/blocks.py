@@ -33,6 +33,23 @@ def drop(p: float) -> dict:
     return {"type": "drop", "p": p}
 
 
+def flatten() -> dict:
+    """(C, H, W) feature map -> one vector of C*H*W features (an MLP's first block)."""
+    return {"type": "flatten"}
+
+
+def dense(fin: int, fout: int, act: str = "relu", init: str = "default") -> dict:
+    """Linear(fin, fout) -> activation ("relu", "sigmoid", "tanh" or "none").
+
+    init: "default" (torch's), or "he" (Kaiming normal for ReLU, zero bias)."""
+    return {"type": "dense", "fin": fin, "fout": fout, "act": act, "init": init}
+
+
+def bn(features: int) -> dict:
+    """BatchNorm of what comes in: BatchNorm2d after a conv, BatchNorm1d after a dense block."""
+    return {"type": "bn", "features": features}
+
+
 def head(classes: int = 10, dropout: float = 0.0) -> dict:
     """Flatten -> [Dropout] -> one Linear -> log_softmax. Its input size is computed by Net."""
     return {"type": "head", "classes": classes, "dropout": dropout}
@@ -60,6 +77,30 @@ class Transition(nn.Sequential):
         super().__init__(_named(conv=nn.Conv2d(cin, cout, 1), act=nn.ReLU()))
 
 
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "none": None}
+INITS = ("default", "he")
+
+
+class Dense(nn.Sequential):
+    def __init__(self, fin, fout, act="relu", init="default"):
+        if act not in ACTIVATIONS:
+            raise ValueError(f"dense activation {act!r} unknown; use one of {', '.join(ACTIVATIONS)}")
+        if init not in INITS:
+            raise ValueError(f"dense init {init!r} unknown; use one of {', '.join(INITS)}")
+        fc = nn.Linear(fin, fout)
+        if init == "he":
+            nn.init.kaiming_normal_(fc.weight, nonlinearity="relu")
+            nn.init.zeros_(fc.bias)
+        super().__init__(_named(fc=fc, act=ACTIVATIONS[act]() if ACTIVATIONS[act] else None))
+
+
+def _batchnorm(spec, shape):
+    features = spec["features"]
+    if shape[0] != features:
+        raise ValueError(f"bn({features}) follows a block with {shape[0]} features/channels")
+    return nn.BatchNorm2d(features) if len(shape) == 3 else nn.BatchNorm1d(features)
+
+
 class Head(nn.Sequential):
     def __init__(self, features, classes=10, dropout=0.0):
         super().__init__(_named(
@@ -70,11 +111,15 @@ class Head(nn.Sequential):
         ))
 
 
+# spec, shape of what comes in (without the batch) -> module
 _BUILD = {
-    "conv": lambda s: ConvBlock(s["cin"], s["cout"], s.get("bn", False), s.get("dropout", 0.0)),
-    "trans": lambda s: Transition(s["cin"], s["cout"]),
-    "pool": lambda s: nn.MaxPool2d(2),
-    "drop": lambda s: nn.Dropout(s["p"]),
+    "conv": lambda s, shape: ConvBlock(s["cin"], s["cout"], s.get("bn", False), s.get("dropout", 0.0)),
+    "trans": lambda s, shape: Transition(s["cin"], s["cout"]),
+    "pool": lambda s, shape: nn.MaxPool2d(2),
+    "drop": lambda s, shape: nn.Dropout(s["p"]),
+    "flatten": lambda s, shape: nn.Flatten(),
+    "dense": lambda s, shape: Dense(s["fin"], s["fout"], s.get("act", "relu"), s.get("init", "default")),
+    "bn": _batchnorm,
 }
 
 
@@ -87,10 +132,18 @@ class Net(nn.Sequential):
         unknown = [b.get("type") for b in blocks[:-1] if b.get("type") not in _BUILD]
         if unknown:
             raise ValueError(f"unknown block type(s) {unknown}; known: {sorted(_BUILD)} and head")
-        body = [_BUILD[b["type"]](b) for b in blocks[:-1]]
-        # The flatten size comes from a dry run, never from a hand-computed constant.
-        with torch.no_grad():
-            probe = nn.Sequential(*body).eval()(torch.zeros(1, *input_shape))
+        # Each block is built for the shape that reaches it, found by a dry run (BatchNorm's
+        # dimension, the head's input size), never from a hand-computed constant. Blocks are built
+        # in order, so the weights draw from the seeded generator in the order they are declared.
+        body, probe = [], torch.zeros(1, *input_shape)
+        for i, b in enumerate(blocks[:-1]):
+            try:
+                module = _BUILD[b["type"]](b, tuple(probe.shape[1:]))
+                with torch.no_grad():
+                    probe = module.eval()(probe)
+            except (RuntimeError, ValueError) as exc:
+                raise ValueError(f"block {i} ({b['type']}) does not fit what comes before it: {exc}") from None
+            body.append(module.train())
         spec = blocks[-1]
         super().__init__(*body, Head(probe[0].numel(), spec.get("classes", 10), spec.get("dropout", 0.0)))
         self.blocks = [dict(b) for b in blocks]
@@ -101,13 +154,14 @@ class Net(nn.Sequential):
 
 
 def layer_counts(blocks: list[dict]) -> dict:
-    """The study's layer columns: conv (3x3 and 1x1), maxpool, linear, BatchNorm, dropout, total."""
+    """The report's layer columns: conv (3x3 and 1x1), maxpool, linear, BatchNorm, dropout, total."""
     c = {"conv": 0, "maxpool": 0, "linear": 0, "batchnorm": 0, "dropout": 0}
     for b in blocks:
         t = b["type"]
         if t in ("conv", "trans"):
             c["conv"] += 1
-        c["batchnorm"] += bool(t == "conv" and b.get("bn"))
+        c["batchnorm"] += bool(t == "conv" and b.get("bn")) + (t == "bn")
+        c["linear"] += t == "dense"
         c["dropout"] += bool(t in ("conv", "head") and b.get("dropout")) + (t == "drop")
         c["maxpool"] += t == "pool"
         c["linear"] += t == "head"

@@ -25,6 +25,13 @@ def _out(a) -> Path:
     return Path(a.out).resolve() if a.out else paths.runs_dir()
 
 
+def _series(a):
+    from . import series
+
+    root = Path(a.notebooks) if getattr(a, "notebooks", None) else paths.base() / "notebooks"
+    return series.pick(series.find(root), a.series)
+
+
 def cmd_run(a):
     from . import fetch, report, runner
     from .lock import FolderLock
@@ -35,43 +42,88 @@ def cmd_run(a):
         raise LabError(f"seeds must be 0 or more, got {[s for s in a.seeds if s < 0]}")
     seeds = list(dict.fromkeys(a.seeds))
     out = _out(a)
-    notebooks = runner.find_notebooks(Path(a.notebooks) if a.notebooks else paths.base() / "notebooks")
-    iterations = runner.check_iterations(notebooks, a.iterations or sorted(notebooks))
-    known = runner.notebook_parameters(notebooks[iterations[0]])
+    chosen = _series(a)
+    if a.iterations and len(chosen) > 1:
+        raise LabError(f"--iterations picks notebooks of one series; add --series NAME (one of: "
+                       f"{', '.join(s.name for s in chosen)})")
+    iterations = runner.check_iterations(chosen[0].notebooks, a.iterations) if a.iterations else []
+    known = {}
+    for s in chosen:  # a parameter any of the chosen notebooks takes
+        for nb in (s.notebooks[i] for i in iterations or sorted(s.notebooks)):
+            known.update(runner.notebook_parameters(nb))
     overrides = runner.parse_overrides(a.set or [], known)
     device = overrides.get("device", "auto")
     on_cpu = device == "cpu" or (device == "auto" and not _cuda())
     cores = os.cpu_count() or 1
-    runs = len(iterations) * len(seeds)
+    data_dir = Path(a.data).resolve() if a.data else fetch.default_root()
+    jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, 1, data_dir)  # checks every parameter
+    runs = len(jobs)
     # More notebooks at once than runs, or than cores on the CPU, only adds contention.
     workers = min(a.workers, runs, cores if on_cpu else runs)
     if workers < a.workers:
         print(f"--workers {a.workers} capped to {workers} ({runs} run(s){f', {cores} cores' if on_cpu else ''})")
     threads = a.threads or (max(1, cores // workers) if on_cpu else 0)
-    data_dir = Path(a.data).resolve() if a.data else fetch.default_root()
-    jobs = runner.plan(notebooks, iterations, seeds, out, overrides, a.smoke, threads, data_dir)  # checks every parameter
+    if threads != 1:  # the thread count is part of each run's identity: plan again with the real one
+        jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, threads, data_dir)
     with FolderLock(out) as lock:
         fetch.ensure(data_dir)  # once, before any notebook starts: no two runs race to fetch it
-        print(f"{len(jobs)} run(s): iterations {iterations}, seeds {seeds}, {workers} worker(s), "
+        names = ", ".join(s.name + (f" {iterations}" if iterations else "") for s in chosen)
+        print(f"{len(jobs)} run(s): series {names}, seeds {seeds}, {workers} worker(s), "
               f"{threads or 'default'} thread(s) each{', tiny mode' if a.smoke else ''} -> {paths.shown(out)}")
+        started = time.perf_counter()
         failures = runner.run_series(jobs, workers, a.force, keep_fds=(lock.fd,))
+        _log_run(out, chosen, jobs, failures, time.perf_counter() - started, workers, threads)
         if not a.no_report:
-            try:
-                print(f"report: {paths.shown(report.build(out, data_dir))}")
-            except LabError as exc:
-                print(f"report not written: {exc}")
+            _reports(out, [s.name for s in chosen], data_dir)
     if failures:
         print(f"\n{len(failures)} notebook(s) failed:")
         for job, why in failures:
-            print(f"  iteration {job.iteration} seed {job.seed}: {why}\n    see {paths.shown(job.executed)}")
+            print(f"  {job.label}: {why}\n    see {paths.shown(job.executed)}")
         sys.exit(1)
 
 
-def cmd_report(a):
+def _log_run(out: Path, chosen, jobs, failures, seconds, workers, threads):
+    """<out>/<series>/run.json: the last `mnist-lab run` into this folder, for the report's "how made"."""
+    from .io import atomic_write_json
+
+    for s in chosen:
+        mine = [j for j in jobs if j.series == s.name]
+        if not mine:
+            continue
+        atomic_write_json(out / s.name / "run.json", {
+            "command": "mnist-lab " + " ".join(sys.argv[1:]), "series": [c.name for c in chosen],
+            "runs": len(jobs), "runs_of_this_series": len(mine),
+            "failed": sum(j.series == s.name for j, _ in failures), "wall_seconds": round(seconds, 1),
+            "workers": workers, "threads": threads})
+
+
+def _reports(out: Path, names, data_dir, strict=False):
+    """Each series' report, then the index of the output folder."""
     from . import report
 
+    for name in names:
+        try:
+            print(f"report: {paths.shown(report.build(out / name, data_dir))}")
+        except LabError as exc:
+            if strict:
+                raise
+            print(f"report for {name} not written: {exc}")
+    index = report.index(out)
+    if index:
+        print(f"index: {paths.shown(index)}")
+
+
+def cmd_report(a):
+    from . import series
+
     out = _out(a)
-    print(f"wrote {paths.shown(report.build(out, a.data))}")
+    have = sorted(d.name for d in out.iterdir() if (d / "results").is_dir()) if out.is_dir() else []
+    names = a.series or have
+    missing = [n for n in names if n not in have]
+    if missing or not names:
+        raise LabError(f"no results for series {', '.join(missing) or '(any)'} in {paths.shown(out)} "
+                       f"(it has: {', '.join(have) or 'none'}); run `mnist-lab run` first")
+    _reports(out, names, a.data, strict=True)
 
 
 def cmd_bench(a):
@@ -175,7 +227,9 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_data)
 
     r = sub.add_parser("run", help="execute the notebook series with papermill (into runs/ unless --out)")
-    r.add_argument("--iterations", type=int, nargs="+", help="which iterations (default: all)")
+    r.add_argument("--series", nargs="+", help="which series, by folder name under notebooks/ (default: all)")
+    r.add_argument("--iterations", type=int, nargs="+",
+                   help="which notebooks of one series, by number (default: all); needs a single --series")
     r.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
     r.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="notebook parameter overrides, e.g. epochs=2 device=cpu")
     r.add_argument("--smoke", action="store_true", help="tiny runs: a quick check of the whole path, not results")
@@ -186,14 +240,16 @@ def parser() -> argparse.ArgumentParser:
                         "on the CPU depend on it, so equal threads give equal numbers")
     r.add_argument("--out", default=None,
                    help="output folder (default: the repository's runs/; `--out reports` replaces the committed results)")
-    r.add_argument("--notebooks", default=None, help="notebook folder (default: the repository's notebooks/)")
+    r.add_argument("--notebooks", default=None,
+                   help="folder of series folders, or one series folder (default: the repository's notebooks/)")
     r.add_argument("--data", default=None, help="MNIST folder (default $MNIST_LAB_DATA, else the repository's data/)")
     r.add_argument("--no-report", action="store_true", help="do not regenerate the report at the end")
     r.set_defaults(fn=cmd_run)
 
-    rep = sub.add_parser("report", help="write <out>/README.md and plots from the result files")
-    rep.add_argument("--out", default=None, help="folder holding results/ (default: the repository's runs/; "
+    rep = sub.add_parser("report", help="write <out>/<series>/README.md and plots from the result files, and <out>/README.md")
+    rep.add_argument("--out", default=None, help="folder holding <series>/results/ (default: the repository's runs/; "
                      "`--out reports` for the committed results)")
+    rep.add_argument("--series", nargs="+", help="which series (default: every one with results in --out)")
     rep.add_argument("--data", default=None, help="MNIST folder, for the gallery of mistakes")
     rep.set_defaults(fn=cmd_report)
 

@@ -19,18 +19,27 @@ RESULTS_ENV = "MNIST_LAB_RESULTS"  # where result files go, overriding results_d
 
 @dataclass
 class Config:
-    iteration: int = 0          # which study iteration (1-7); 0 for an ad-hoc network
+    iteration: int = 0          # the notebook's number in its series (the study: 1-7); 0 for an ad-hoc network
     name: str = ""              # short name for files and the report
+    series: str = ""            # the series the notebook belongs to ("": none); names its folders
     seed: int = 0               # seeds weights, shuffling, augmentation and dropout
     epochs: int = 20            # full passes over the 60,000 training images
     batch_size: int = 64        # images per optimizer step
-    lr: float = 0.002           # Adam learning rate
+    lr: float = 0.002           # learning rate
+    optimizer: str = "adam"     # "adam", "rmsprop" or "sgd"
+    momentum: float = 0.0       # "sgd" and "rmsprop" momentum
+    weight_decay: float = 0.0   # L2 penalty, added to the gradient by the optimizer (as torch's weight_decay)
     step_size: int = 15         # StepLR: multiply lr by gamma every this many epochs
-    gamma: float = 0.1          # StepLR decay factor
-    scheduler: str = "step"     # "step" (StepLR, the study's) or "plateau" (ReduceLROnPlateau on val loss)
+    gamma: float = 0.1          # StepLR or ReduceLROnPlateau decay factor
+    scheduler: str = "step"     # "step" (StepLR, the study's), "plateau" (ReduceLROnPlateau on val loss) or "none"
     plateau_patience: int = 2   # "plateau": epochs without val-loss improvement before lr *= gamma
     val_fraction: float = 0.0   # fraction of the training set held out for validation (0 = none)
     patience: int = 0           # early stopping: epochs without val-loss improvement (0 = off)
+    restore_best: bool = False  # end with the weights of the epoch with the lowest val loss (Keras' restore_best_weights)
+    rotation: float = 15.0      # augmentation: rotate by a uniform angle in [-rotation, rotation] degrees (0: off)
+    crop_p: float = 0.1         # augmentation: probability of CenterCrop(22) + resize to 28 (0: off)
+    framework: str = "pytorch"  # what trains the network: "pytorch", or "numpy" (dense networks, plain NumPy)
+    log_every: int = 0          # also print the batch loss every this many batches (0: only the progress bar)
     device: str = "auto"        # "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1"...
     threads: int = 0            # CPU threads for this run (0 = torch's default)
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU
@@ -60,8 +69,13 @@ class Config:
                 raise LabError(f"{key} must be {'>' if strict else '>='} {low:g}, got {value:g}")
         if self.seed >= 2 ** 63:
             raise LabError(f"seed must be below 2**63, got {self.seed}")
-        if self.scheduler not in ("step", "plateau"):
-            raise LabError(f"scheduler must be 'step' or 'plateau', got {self.scheduler!r}")
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise LabError(f"{key} must be one of {', '.join(map(repr, allowed))}, got {getattr(self, key)!r}")
+        if not 0 <= self.crop_p <= 1:
+            raise LabError(f"crop_p is a probability, in [0, 1]; got {self.crop_p}")
+        if self.restore_best and not self.val_fraction:
+            raise LabError("restore_best picks the epoch with the lowest validation loss: set val_fraction, e.g. 0.1")
         if not 0 <= self.val_fraction < 1:
             raise LabError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.patience and not self.val_fraction:
@@ -79,7 +93,9 @@ class Config:
 
     @property
     def results_path(self) -> Path:
-        return paths.resolve(self.results_dir) if self.results_dir else paths.runs_dir() / "results"
+        if self.results_dir:
+            return paths.resolve(self.results_dir)
+        return paths.runs_dir() / self.series / "results" if self.series else paths.runs_dir() / "results"
 
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
@@ -105,7 +121,10 @@ class Config:
         instructions torch picks; CUDA differs from both). Names and folders are left out."""
         import torch
 
-        r = {k: v for k, v in self.to_dict().items() if k not in ("name", "device", "data_dir", "results_dir")}
+        r = {k: v for k, v in self.to_dict().items() if k not in NOT_RECIPE}
+        for key, default in OMITTED_AT_DEFAULT.items():  # settings added later: at their default, the
+            if r[key] == default:                        # recipe (and so every earlier run's name) is unchanged
+                del r[key]
         if self.smoke:  # a tiny run trains min(epochs, smoke_epochs) epochs: that is what counts
             r["epochs"] = self.run_epochs
             del r["smoke_epochs"]
@@ -113,6 +132,8 @@ class Config:
             del r["smoke_batches"], r["smoke_epochs"]
         if self.scheduler != "plateau":
             del r["plateau_patience"]
+        if self.scheduler == "none":
+            del r["step_size"], r["gamma"]
         kind = torch.device(device).type
         r["device"] = kind
         if kind == "cpu":
@@ -134,10 +155,19 @@ class Config:
 
 
 
+# Settings that never change a run's numbers.
+NOT_RECIPE = ("name", "series", "device", "data_dir", "results_dir", "log_every")
+# Settings added after runs were first recorded: left out of the recipe at these defaults.
+OMITTED_AT_DEFAULT = {"optimizer": "adam", "momentum": 0.0, "weight_decay": 0.0, "restore_best": False,
+                      "rotation": 15.0, "crop_p": 0.1, "framework": "pytorch"}
+CHOICES = {"scheduler": ("step", "plateau", "none"), "optimizer": ("adam", "rmsprop", "sgd"),
+           "framework": ("pytorch", "numpy")}
+
 # (key, lowest value, whether the lowest itself is refused)
 RANGES = [("iteration", 0, False), ("seed", 0, False), ("epochs", 1, False), ("batch_size", 1, False),
           ("lr", 0, True), ("step_size", 1, False), ("gamma", 0, True), ("plateau_patience", 0, False),
-          ("patience", 0, False), ("threads", 0, False), ("smoke_batches", 1, False), ("smoke_epochs", 1, False)]
+          ("patience", 0, False), ("threads", 0, False),
+          ("momentum", 0, False), ("weight_decay", 0, False), ("rotation", 0, False), ("log_every", 0, False), ("smoke_batches", 1, False), ("smoke_epochs", 1, False)]
 
 
 def recipe_hash(recipe: dict) -> str:

@@ -44,6 +44,8 @@ class Batches:
     train: bool = False  # shuffle and augment
     generator: torch.Generator | None = None
     max_batches: int | None = None  # the tiny-run knob
+    rotation: float = 15.0  # augmentation (train only): see augment.augment
+    crop_p: float = 0.1
 
     def __len__(self):
         n = -(-len(self.images) // self.batch_size)
@@ -59,7 +61,9 @@ class Batches:
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x, y = self.images[idx], self.labels[idx]
-            yield (augment(x, self.generator) if self.train else normalize(to_float(x))), y
+            augmented = self.train and (self.rotation or self.crop_p)
+            yield (augment(x, self.generator, self.rotation, self.crop_p) if augmented
+                   else normalize(to_float(x))), y
 
 
 @dataclass
@@ -70,7 +74,7 @@ class MNISTData:
 
     @classmethod
     def load(cls, root=None, device="cpu", batch_size=64, seed=0, max_batches=None,
-             test_size=None, val_fraction=0.0, eval_batch_size=1000):
+             test_size=None, val_fraction=0.0, eval_batch_size=1000, rotation=15.0, crop_p=0.1):
         device = torch.device(device)
         # The generator lives where the data does, so drawing from it never leaves the device.
         gen = torch.Generator(device=device).manual_seed(seed)
@@ -86,7 +90,7 @@ class MNISTData:
             xva, yva = xtr[order[:k]], ytr[order[:k]]
             xtr, ytr = xtr[order[k:]], ytr[order[k:]]
             val = Batches(xva, yva, eval_batch_size, False)
-        return cls(Batches(xtr, ytr, batch_size, True, gen, max_batches),
+        return cls(Batches(xtr, ytr, batch_size, True, gen, max_batches, rotation, crop_p),
                    Batches(xte, yte, eval_batch_size, False), val)
 
     @classmethod
@@ -95,4 +99,5 @@ class MNISTData:
 
         return cls.load(cfg.data_path, device, cfg.batch_size, cfg.seed,
                         max_batches=cfg.smoke_batches if cfg.smoke else None,
-                        test_size=SMOKE_TEST_SIZE if cfg.smoke else None, val_fraction=cfg.val_fraction)
+                        test_size=SMOKE_TEST_SIZE if cfg.smoke else None, val_fraction=cfg.val_fraction,
+                        rotation=cfg.rotation, crop_p=cfg.crop_p)

@@ -3,7 +3,7 @@
 nbval (`--nbval-lax`) compares only cells marked `# NBVAL_CHECK_OUTPUT`: the network declaration
 and its torchsummary table. This executes each notebook in tiny mode and stores those outputs alone,
 so the committed notebooks stay small and clean. Run it after changing a network:
-`python -m mnist_lab.nbrefresh notebooks`.
+`python -m mnist_lab.nbrefresh notebooks` (every series) or a series folder.
 """
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ def refresh(path: Path) -> None:
 
 
 if __name__ == "__main__":
+    from .series import find
+
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "notebooks")
-    for p in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+    for p in (nb for s in find(folder).values() for nb in s.notebooks.values()):
         refresh(p)
         print(f"refreshed {p}")

@@ -15,7 +15,7 @@ from .errors import LabError
 from .io import atomic_write_bytes, atomic_write_json
 from .trainer import predict
 
-SCHEMA = 2  # 2: run_id and recipe; folders relative to the repository
+SCHEMA = 3  # 2: run_id and recipe; folders relative to the repository. 3: series, framework, restored_best
 
 
 def code_version() -> str:
@@ -52,12 +52,14 @@ def record(cfg, model: Net, fit_result, data, device) -> Path:
     confusion = torch.zeros(10, 10, dtype=torch.long)
     confusion.index_put_((truth, pred), torch.ones_like(truth), accumulate=True)
     wrong = (pred != truth).nonzero().squeeze(1).tolist()
-    final = h[-1] if h else {}
+    final = fit_result.final  # the last epoch, or the restored best one: the weights the model ends with
     result = {
         "schema": SCHEMA,
         "run_id": path.stem,
         "iteration": cfg.iteration,
         "name": cfg.name,
+        "series": cfg.series,
+        "framework": cfg.framework,
         "params": model.num_params(),
         "seed": cfg.seed,
         "epochs": len(h),
@@ -83,12 +85,13 @@ def record(cfg, model: Net, fit_result, data, device) -> Path:
         "confusion": confusion.tolist(),  # rows: true digit, columns: predicted
         "mistakes": [[i, int(pred[i]), int(truth[i])] for i in wrong],  # [test index, predicted, true]
         "best_val_epoch": fit_result.best_epoch,
+        "restored_best": fit_result.restored,
         "stopped_early": fit_result.stopped_early,
         "wall_seconds": fit_result.wall_seconds,
         "checkpoint": path.with_suffix(".pt").name,
     }
     # Checkpoint first: a result file never points at a missing checkpoint.
-    state = fit_result.best_state or model.state_dict()  # best by validation loss, when there is one
+    state = model.state_dict()  # the weights evaluated above: the final or the restored best ones
     buf = io.BytesIO()
     torch.save({"blocks": model.blocks, "input_shape": list(model.input_shape),
                 "state_dict": {k: v.detach().cpu().contiguous() for k, v in state.items()},

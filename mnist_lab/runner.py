@@ -6,6 +6,7 @@ import difflib
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -16,11 +17,10 @@ from pathlib import Path
 from . import nbfiles
 from .config import EXPECT_ENV, RESULTS_ENV, Config, run_id
 from .errors import LabError
-from .iterations import EPOCHS
 from .paths import base, portable, reports_dir
 from .results import read_result
 
-NOTEBOOK = re.compile(r"^(\d+)_.*\.ipynb$")
+BLOCK_NAMES = ("conv", "trans", "pool", "drop", "head", "flatten", "dense", "bn")  # what a Net([...]) may use
 
 
 @dataclass
@@ -32,12 +32,19 @@ class Job:
     result: Path     # the result file it writes
     params: dict     # what papermill injects
     recipe: dict     # the run's identity beyond (iteration, seed): see Config.recipe
+    series: str = ""
+    epochs: int = 1  # epochs it will train at most (for ordering the jobs)
+
+    @property
+    def label(self) -> str:
+        return f"{self.series + ' ' if self.series else ''}{self.iteration} seed {self.seed}"
 
 
 def find_notebooks(folder) -> dict[int, Path]:
-    folder = Path(folder)
-    found = {int(m.group(1)): folder / n for n in sorted(os.listdir(folder)) if (m := NOTEBOOK.match(n))} \
-        if folder.is_dir() else {}
+    """The numbered notebooks of one series folder."""
+    from .series import numbered
+
+    found = numbered(Path(folder))
     if not found:
         raise LabError(f"no numbered notebooks (01_*.ipynb ...) in {folder}; run from the repository root "
                        "or pass --notebooks DIR")
@@ -80,7 +87,7 @@ def notebook_network(path: Path, params: dict) -> list[dict]:
     (the list is evaluated with the block constructors and the run's parameters, nothing else)."""
     from . import blocks
 
-    names = {n: getattr(blocks, n) for n in ("conv", "trans", "pool", "drop", "head")}
+    names = {n: getattr(blocks, n) for n in BLOCK_NAMES}
     found = []
     for cell in _code_cells(path):
         try:
@@ -126,7 +133,7 @@ def parse_overrides(pairs: list[str], known: dict[str, str]) -> dict:
         except ValueError:
             raise LabError(f"parameter {key!r} takes {'an' if kind == 'int' else 'a'} {kind}, got {raw!r}") from None
         out[key] = value
-    instead = {"iteration": "--iterations", "seed": "--seeds", "results_dir": "--out", "data_dir": "--data",
+    instead = {"iteration": "--iterations", "seed": "--seeds", "series": "--series", "results_dir": "--out", "data_dir": "--data",
                "smoke": "--smoke", "threads": "--threads"}
     for key in out:
         if key in instead:
@@ -141,66 +148,76 @@ def check_iterations(notebooks: dict[int, Path], iterations) -> list[int]:
     return list(dict.fromkeys(iterations))  # a repeated iteration would be the same run twice
 
 
-def plan(notebooks: dict[int, Path], iterations, seeds, out: Path, overrides: dict, smoke: bool,
-         threads: int, data_dir: Path) -> list[Job]:
-    """One job per (iteration, seed). Every job's parameters are checked here, before anything runs,
-    by building the Config its notebook will build."""
+def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, threads: int, data_dir: Path) -> list[Job]:
+    """One job per (series, notebook, sweep value, seed), into <out>/<series>/. Every job's parameters
+    are checked here, before anything runs, by building the Config its notebook will build.
+    `iterations` picks notebooks (all when empty); it is meant for one series."""
     from .trainer import pick_device
 
     jobs = []
-    for it in iterations:
-        nb = notebooks[it]
-        defaults = notebook_defaults(nb)
-        for seed in seeds:
-            params = dict(overrides, seed=seed, smoke=smoke, threads=threads, data_dir=portable(data_dir),
-                          results_dir=portable(out / "results"))
-            values = dict(defaults, **params)
-            try:
-                cfg = Config.from_dict(values)
-            except LabError as exc:
-                raise LabError(f"{nb.name}: {exc}") from None
-            recipe = cfg.recipe(notebook_network(nb, values), pick_device(cfg.device))
-            rid = run_id(cfg.iteration, seed, cfg.smoke, recipe)
-            jobs.append(Job(it, seed, nb, out / "notebooks" / f"{nb.stem}_{rid.split('_', 1)[1]}.ipynb",
-                            out / "results" / f"{rid}.json", params, recipe))
-    seen: dict[Path, Path] = {}
-    for job in jobs:  # two notebooks that declare the same run would race for one file
+    for s in series:
+        folder = out / s.name
+        for it in iterations or sorted(s.notebooks):
+            nb = s.notebooks[it]
+            defaults = notebook_defaults(nb)
+            for variant in s.variants(it):
+                for seed in seeds:
+                    params = dict(overrides, **variant, series=s.name, seed=seed, smoke=smoke, threads=threads,
+                                  data_dir=portable(data_dir), results_dir=portable(folder / "results"))
+                    values = dict(defaults, **params)
+                    try:
+                        cfg = Config.from_dict(values)
+                    except LabError as exc:
+                        raise LabError(f"{s.name}/{nb.name}{f' {variant}' if variant else ''}: {exc}") from None
+                    recipe = cfg.recipe(notebook_network(nb, values), pick_device(cfg.device))
+                    rid = run_id(cfg.iteration, seed, cfg.smoke, recipe)
+                    jobs.append(Job(it, seed, nb, folder / "notebooks" / f"{nb.stem}_{rid.split('_', 1)[1]}.ipynb",
+                                    folder / "results" / f"{rid}.json", params, recipe, s.name, cfg.run_epochs))
+    seen: dict[Path, Job] = {}
+    unique = []
+    for job in jobs:
         if job.result in seen:
-            raise LabError(f"{seen[job.result].name} and {job.notebook.name} are the same run ({job.result.stem}: "
-                           "same iteration, seed and recipe); give one of them another `iteration`")
-        seen[job.result] = job.notebook
+            if seen[job.result].notebook == job.notebook:
+                continue  # a sweep value equal to the notebook's own: the same run, done once
+            # two notebooks that declare the same run would race for one file
+            raise LabError(f"{seen[job.result].notebook.name} and {job.notebook.name} are the same run "
+                           f"({job.result.stem}: same iteration, seed and recipe); give one of them another `iteration`")
+        seen[job.result] = job
+        unique.append(job)
     # Longest first, so parallel workers finish together. Epoch times come from the output
     # folder's earlier results, else from the committed ones.
-    per_epoch = epoch_seconds_seen(out / "results") or epoch_seconds_seen(reports_dir() / "results")
-    return sorted(jobs, key=lambda j: -expected_seconds(j, per_epoch))
+    per_epoch = {}
+    for s in series:
+        per_epoch.update(epoch_seconds_seen(out / s.name / "results", s.name)
+                         or epoch_seconds_seen(reports_dir() / s.name / "results", s.name))
+    return sorted(unique, key=lambda j: -expected_seconds(j, per_epoch))
 
 
-def _epochs(job: Job) -> int:
-    return job.params.get("epochs", EPOCHS.get(job.iteration, 20))
-
-
-def epoch_seconds_seen(results: Path) -> dict[int, float]:
+def epoch_seconds_seen(results: Path, series: str = "") -> dict[tuple, float]:
     """Mean seconds per epoch of each iteration, from full-length result files already in `results`.
 
     Iterations differ in cost per epoch (BatchNorm and dropout layers add work), so ordering by
     epochs alone can leave one worker with the three heaviest notebooks; ordering by expected time
     keeps the workers' loads even. Unreadable files are simply not used.
     """
-    seen: dict[int, list[float]] = {}
+    seen: dict[tuple, list[float]] = {}
     for path in sorted(results.glob("it*_seed*.json")) if results.is_dir() else []:
         try:
             rec = json.loads(path.read_text())
             if not rec.get("smoke"):
-                seen.setdefault(int(rec["iteration"]), []).extend(float(h["seconds"]) for h in rec["history"])
+                key = (series, int(rec["iteration"]), int(rec["batch_size"]))
+                seen.setdefault(key, []).extend(float(h["seconds"]) for h in rec["history"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-    return {it: sum(v) / len(v) for it, v in seen.items() if v}
+    return {key: sum(v) / len(v) for key, v in seen.items() if v}
 
 
-def expected_seconds(job: Job, per_epoch: dict[int, float]) -> float:
-    # An iteration never run here counts as the mean of the others (all equal when none was run).
+def expected_seconds(job: Job, per_epoch: dict[tuple, float]) -> float:
+    # A notebook never run here counts as the mean of the others (all equal when none was run).
     default = sum(per_epoch.values()) / len(per_epoch) if per_epoch else 1.0
-    return _epochs(job) * per_epoch.get(job.iteration, default)
+    key = (job.series, job.iteration, job.params.get("batch_size", 0))
+    near = [v for k, v in per_epoch.items() if k[:2] == key[:2]]
+    return job.epochs * per_epoch.get(key, statistics.fmean(near) if near else default)
 
 
 def finished(job: Job) -> tuple[bool, str | None]:
@@ -230,6 +247,8 @@ def execute(job: Job, keep_fds=()) -> tuple[bool, str]:
            "--cwd", portable(job.notebook.parent), "-k", "python3", "--no-progress-bar", "-y", json.dumps(job.params)]
     env = {k: v for k, v in os.environ.items() if k != RESULTS_ENV}  # --out decides where results go
     env[EXPECT_ENV] = job.result.stem  # record() refuses to write under any other identity
+    if job.params.get("threads"):  # NumPy's BLAS takes its thread count from these, when it starts
+        env.update({k: str(job.params["threads"]) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     started = time.time()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=base(), env=env, pass_fds=tuple(keep_fds))
     kept = True
@@ -285,7 +304,7 @@ def run_series(jobs: list[Job], workers: int, force: bool, log=print, keep_fds=(
                 if ok:
                     r, bad = read_result(job.result)
                     acc = f", held-out acc {r['final_test_acc']:.2f}%" if r else f" but its result file has {bad}"
-                bar.write(f"  iteration {job.iteration} seed {job.seed}: {status} in {secs:.0f} s{acc}")
+                bar.write(f"  {job.label}: {status} in {secs:.0f} s{acc}")
                 bar.update(1)
                 if not ok:
                     failures.append((job, why))

@@ -35,7 +35,7 @@ def digit_grid(images, titles, cols=6, size=1.6, fontsize=9):
 def augmented_grid(data, n: int = 12, seed: int = 0):
     """n training digits after augmentation, with their labels (own generator: training is unaffected)."""
     gen = torch.Generator(device=data.train.images.device).manual_seed(seed + 10_000)
-    x = augment(data.train.images[:n], gen) * STD + MEAN
+    x = augment(data.train.images[:n], gen, data.train.rotation, data.train.crop_p) * STD + MEAN
     return digit_grid(x[:, 0].cpu(), [f"label {int(y)}" for y in data.train.labels[:n]])
 
 

@@ -1,0 +1,100 @@
+"""A series: one folder of numbered notebooks under notebooks/, and optionally its `series.json`.
+
+The folder's name is the series' name; its runs, executed notebooks and report go to
+`<out>/<name>/`. `series.json` says what the series is and what its report compares:
+
+    {"title": "...", "report": "study" | "compare",
+     "sweeps": [{"notebook": 4, "vary": {"batch_size": [32, 128, 512, 2048]}}],
+     "comparisons": [{"question": "CNN vs MLP", "a": 3, "b": 4}, ...]}
+
+A sweep adds runs of one notebook with one parameter changed (each its own recipe and file); a
+comparison names two notebooks (their own recipes) whose held-out means the report sets side by side.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import LabError
+
+NOTEBOOK = re.compile(r"^(\d+)_.*\.ipynb$")
+MANIFEST = "series.json"
+
+
+@dataclass
+class Series:
+    name: str
+    folder: Path
+    notebooks: dict[int, Path]
+    title: str = ""
+    report: str = "compare"
+    sweeps: list[dict] = field(default_factory=list)
+    comparisons: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def variants(self, iteration: int) -> list[dict]:
+        """The overrides of each run of notebook `iteration`: its own recipe ({}) first, then its sweeps."""
+        out = [{}]
+        for sweep in self.sweeps:
+            if sweep["notebook"] == iteration:
+                for key, values in sweep["vary"].items():
+                    out += [{key: v} for v in values]
+        return out
+
+
+def numbered(folder: Path) -> dict[int, Path]:
+    return {int(m.group(1)): folder / n for n in sorted(os.listdir(folder)) if (m := NOTEBOOK.match(n))} \
+        if folder.is_dir() else {}
+
+
+def load(folder) -> Series:
+    folder = Path(folder)
+    notebooks = numbered(folder)
+    if not notebooks:
+        raise LabError(f"no numbered notebooks (01_*.ipynb ...) in {folder}")
+    s = Series(folder.name, folder, notebooks)
+    manifest = folder / MANIFEST
+    if manifest.exists():
+        try:
+            spec = json.loads(manifest.read_text())
+            s.title = str(spec.get("title", ""))
+            s.report = spec.get("report", "compare")
+            s.sweeps = list(spec.get("sweeps", []))
+            s.comparisons = list(spec.get("comparisons", []))
+            s.notes = [str(n) for n in spec.get("notes", [])]
+            for sweep in s.sweeps:
+                if sweep["notebook"] not in notebooks or not isinstance(sweep["vary"], dict):
+                    raise ValueError(f"sweep {sweep} names no notebook of this series")
+            for c in s.comparisons:
+                if c["a"] not in notebooks or c["b"] not in notebooks or not c.get("question"):
+                    raise ValueError(f"comparison {c} needs a question and two notebooks of this series")
+            if s.report not in ("study", "compare"):
+                raise ValueError(f"report must be 'study' or 'compare', not {s.report!r}")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise LabError(f"{manifest} is not a valid series file ({exc})") from None
+    return s
+
+
+def find(root) -> dict[str, Series]:
+    """{name: Series} for every series under `root` (a notebooks folder); a folder that holds
+    numbered notebooks itself is one series, named after it."""
+    root = Path(root)
+    if numbered(root):
+        return {root.name: load(root)}
+    found = {d.name: load(d) for d in sorted(root.iterdir()) if d.is_dir() and numbered(d)} if root.is_dir() else {}
+    if not found:
+        raise LabError(f"no series in {root}: expected folders of numbered notebooks (notebooks/study/01_*.ipynb ...); "
+                       "run from the repository root or pass --notebooks DIR")
+    return found
+
+
+def pick(found: dict[str, Series], names) -> list[Series]:
+    if not names:
+        return list(found.values())
+    unknown = [n for n in names if n not in found]
+    if unknown:
+        raise LabError(f"no series {', '.join(map(repr, unknown))}; have {', '.join(found)}")
+    return [found[n] for n in dict.fromkeys(names)]
