@@ -82,6 +82,11 @@ def cmd_run(a):
         sys.exit(1)
 
 
+def _portable_arg(arg: str) -> str:
+    """A command-line word as a record keeps it: absolute paths inside the repository made relative."""
+    return paths.portable(arg) if os.path.isabs(arg) else arg
+
+
 def _log_run(out: Path, chosen, jobs, failures, seconds, workers, threads):
     """<out>/<series>/run.json: the last `mnist-lab run` into this folder, for the report's "how made"."""
     from .io import atomic_write_json
@@ -91,7 +96,7 @@ def _log_run(out: Path, chosen, jobs, failures, seconds, workers, threads):
         if not mine:
             continue
         atomic_write_json(out / s.name / "run.json", {
-            "command": "mnist-lab " + " ".join(sys.argv[1:]), "series": [c.name for c in chosen],
+            "command": "mnist-lab " + " ".join(_portable_arg(x) for x in sys.argv[1:]), "series": [c.name for c in chosen],
             "runs": len(jobs), "runs_of_this_series": len(mine),
             "failed": sum(j.series == s.name for j, _ in failures), "wall_seconds": round(seconds, 1),
             "workers": workers, "threads": threads})

@@ -111,8 +111,8 @@ class NumpyMLP:
             raise LabError("the torch network does not have this network's dense layers")
         with torch.no_grad():
             for fc, (w, b, _) in zip(linears, self.layers):
-                fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)))
-                fc.bias.copy_(torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32)))
+                fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))  # in the network's own dtype
+                fc.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)))
         return net
 
 
@@ -151,11 +151,15 @@ def fit(model: NumpyMLP, data, cfg) -> FitResult:
                        "scheduler='step' or 'none', and no early stopping")
     if cfg.rotation or cfg.crop_p:
         raise LabError("the NumPy trainer does not augment: set rotation=0 and crop_p=0")
-    xtr, ytr = arrays(data.train, model.dtype)
-    xte, yte = arrays(data.test, model.dtype)
-    val = arrays(data.val, model.dtype) if data.val is not None else None
+    return train(model, arrays(data.train, model.dtype), arrays(data.test, model.dtype),
+                 arrays(data.val, model.dtype) if data.val is not None else None, cfg, data.train.max_batches)
+
+
+def train(model: NumpyMLP, train_set, test_set, val, cfg, limit=None) -> FitResult:
+    """The training loop proper, on NumPy arrays (x (N, 784), y (N,)) only."""
+    (xtr, ytr), (xte, yte) = train_set, test_set
     rng = np.random.default_rng(cfg.seed)  # the shuffling order
-    batch, limit = cfg.batch_size, data.train.max_batches
+    batch = cfg.batch_size
     steps = -(-len(ytr) // batch)
     steps = min(steps, limit) if limit else steps
     result, start = FitResult(), time.perf_counter()

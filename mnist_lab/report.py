@@ -17,8 +17,9 @@ from .iterations import EPOCHS, LR, STUDY
 from .results import load_results
 
 def _recipe(r) -> tuple:
-    c = r.get("config", {})
-    return (r["epochs"], r["batch_size"], r["lr"], c.get("val_fraction", 0.0), c.get("scheduler", "step"))
+    c = r.get("config", {})  # epochs planned: early-stopped seeds of one recipe stay one row
+    return (r.get("epochs_planned", r["epochs"]), r["batch_size"], r["lr"], c.get("val_fraction", 0.0),
+            c.get("scheduler", "step"))
 
 
 def _group(r) -> tuple:
@@ -226,15 +227,82 @@ def _best_views(best, folder: Path, data_dir) -> list[str]:
     return made + ["mistakes_best.png"]
 
 
+def spec_of(out_dir: Path):
+    """The series a results folder belongs to (`<out>/<name>/`): notebooks/<name>/series.json when
+    the repository has it, else a plain comparison of its notebooks."""
+    from . import series
+    from .paths import base
+
+    folder = base() / "notebooks" / out_dir.name
+    if series.numbered(folder):
+        return series.load(folder)
+    return series.Series(out_dir.name, folder, {}, report="study" if out_dir.name == "study" else "compare")
+
+
+def _defaults(spec) -> dict[int, dict]:
+    from .runner import notebook_defaults
+
+    return {it: notebook_defaults(nb) for it, nb in spec.notebooks.items()}
+
+
 def build(out_dir, data_dir=None, warn=None) -> Path:
-    """Write <out_dir>/README.md and its plots from <out_dir>/results/*.json."""
+    """Write <out_dir>/README.md and its plots from <out_dir>/results/*.json (out_dir: one series' folder)."""
     out_dir = Path(out_dir)
     results = load_results(out_dir / "results", warn)
     if not results:
         raise LabError(f"no usable result files in {out_dir / 'results'}; run `mnist-lab run` first")
     full = [r for r in results if not r["smoke"]]
     smoke = [r for r in results if r["smoke"]]
-    md = ["# mnist_lab results", ""]
+    spec = spec_of(out_dir)
+    if spec.report == "study":
+        md = ["# mnist_lab results: the study", ""] + (_study(full, out_dir, data_dir, spec) if full else [])
+    else:
+        from . import compare
+
+        md = compare.build(out_dir, spec, _defaults(spec), summarize(full), full, data_dir, _compare_plots,
+                           _made(full, out_dir, spec)) if full else [f"# {spec.title or spec.name}"]
+    if smoke:
+        md += ["", "## Tiny runs (smoke mode: code checks, not results)", "",
+               "| It | Seed | Epochs | Test images | Final acc | Run (iteration, seed, recipe hash) |",
+               "|---|---|---|---|---|---|"]
+        md += [f"| {r['iteration']} | {r['seed']} | {r['epochs']} | {r['test_size']:,} | {r['final_test_acc']:.2f} | "
+               f"{r.get('run_id', Path(r['_path']).stem)} |" for r in smoke]
+        md += [""] + [f"![{name}]({name})" for name in _plots(summarize(smoke), out_dir, prefix="tiny_")]
+    return atomic_write_text(out_dir / "README.md", "\n".join(md) + "\n")
+
+
+def _made(full, out_dir: Path, spec) -> list[str]:
+    """How the numbers were made: files, devices, versions, code commits, and the last run's command."""
+    import json
+
+    rows = summarize(full)
+    seeds = sorted({r["seed"] for r in full})
+    lines = [f"- {len(full)} result files in `results/`, each written by one executed notebook in `notebooks/` "
+             f"(papermill runs of `notebooks/{out_dir.name}/` in the repository), seeds {seeds}.",
+             f"- Devices: {', '.join(sorted({d for r in rows for d in r['devices']}))}; CPU threads per run: "
+             f"{sorted({t for r in rows for t in r['threads'] if t is not None})}.",
+             f"- Versions: torch {', '.join(sorted({v for r in rows for v in r['torch']}))}, "
+             f"Python {', '.join(sorted({r.get('python', '?') for r in full}))}.",
+             f"- Code: commit(s) {', '.join(sorted({r.get('code', 'unknown') for r in full}))} (recorded by each run).",
+             f"- Training time summed over runs: {sum(r['wall_seconds'] for r in full) / 60:.1f} min."]
+    try:
+        run = json.loads((out_dir / "run.json").read_text())
+        lines.append(f"- The last `mnist-lab run` into this folder: `{run['command']}`, {run['runs']} run(s) "
+                     f"({run['runs_of_this_series']} of this series, {run['failed']} failed), {run['workers']} "
+                     f"worker(s) x {run['threads']} thread(s), wall time {run['wall_seconds'] / 60:.1f} min "
+                     "(runs already done are skipped, so a resumed run counts only the rest).")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    lines.append(f"- Remake the runs with `mnist-lab run --series {out_dir.name} --seeds {' '.join(map(str, seeds))} "
+                 "--threads 1 --workers 2 --out` the parent folder (`make reproduce` for `reports/`; on the CPU, equal "
+                 "threads give equal numbers) and this page with `mnist-lab report --series "
+                 f"{out_dir.name} --out` the parent folder; it reads only the result files, each named by its "
+                 "notebook number, seed and a hash of its full recipe.")
+    return lines
+
+
+def _study(full, out_dir: Path, data_dir, spec) -> list[str]:
+    md = []
     if full:
         rows = summarize(full)
         best = _best_row(rows) or rows[0]
@@ -251,40 +319,21 @@ def build(out_dir, data_dir=None, warn=None) -> Path:
         md += ["", f"## Best iteration: {best['iteration']}", ""]
         for name in _best_views(best, out_dir, data_dir):
             md.append(f"![{name}]({name})")
-        md += ["", "## How these numbers were made", ""]
-        seeds = sorted({r["seed"] for r in full})
-        md += [f"- {len(full)} result files in `results/`, each written by one executed notebook in `notebooks/` "
-               f"(papermill runs of `../notebooks/`), seeds {seeds}.",
-               f"- Devices: {', '.join(sorted({d for r in rows for d in r['devices']}))}; CPU threads per run: "
-               f"{sorted({t for r in rows for t in r['threads'] if t is not None})}.",
-               f"- Versions: torch {', '.join(sorted({v for r in rows for v in r['torch']}))}, "
-               f"Python {', '.join(sorted({r.get('python', '?') for r in full}))}.",
-               f"- Code: commit(s) {', '.join(sorted({r.get('code', 'unknown') for r in full}))} (recorded by each run).",
-               f"- Training time summed over runs: {sum(r['wall_seconds'] for r in full) / 60:.1f} min.",
-               "- Remake the runs with `mnist-lab run --seeds " + " ".join(map(str, seeds))
-               + " --threads 1 --workers 2 --out` this folder (`make reproduce` for `reports/`; on the CPU, equal "
-               "threads give equal numbers) and this page with `mnist-lab report --out` this folder; it reads only "
-               "the result files, each named by its iteration, seed and a hash of its full recipe."]
-    if smoke:
-        md += ["", "## Tiny runs (smoke mode: code checks, not results)", "",
-               "| It | Seed | Epochs | Test images | Final acc | Run (iteration, seed, recipe hash) |",
-               "|---|---|---|---|---|---|"]
-        md += [f"| {r['iteration']} | {r['seed']} | {r['epochs']} | {r['test_size']:,} | {r['final_test_acc']:.2f} | "
-               f"{r.get('run_id', Path(r['_path']).stem)} |" for r in smoke]
-        md += [""] + [f"![{name}]({name})" for name in _plots(summarize(smoke), out_dir, prefix="tiny_")]
-    path = atomic_write_text(out_dir / "README.md", "\n".join(md) + "\n")
-    return path
+        if spec.notes:
+            md += ["", "## Notes", ""] + [f"- {n}" for n in spec.notes]
+        md += ["", "## How these numbers were made", ""] + _made(full, out_dir, spec)
+    return md
 
 
 def best_checkpoint(out_dir=None) -> Path:
-    """The checkpoint of the report's best iteration (highest mean held-out accuracy, study recipe), lowest seed.
+    """The checkpoint of the study report's best iteration (highest mean held-out accuracy, study recipe), lowest seed.
 
     The seed is not chosen by test accuracy: that would be selection on the test set. The default
-    folder is the repository's reports/, whatever the working directory.
+    folder is the repository's reports/study/, whatever the working directory.
     """
     from .paths import reports_dir
 
-    out_dir = out_dir or reports_dir()
+    out_dir = out_dir or reports_dir() / "study"
     results = [r for r in load_results(Path(out_dir) / "results") if not r["smoke"]] \
         if (Path(out_dir) / "results").is_dir() else []
     best = _best_row(summarize(results)) if results else None
@@ -293,3 +342,156 @@ def best_checkpoint(out_dir=None) -> Path:
                        "(or `mnist-lab run`) first, or pass --checkpoint PATH")
     run = min(best["runs"], key=lambda r: r["seed"])
     return Path(run["_path"]).with_name(run["checkpoint"])
+
+
+def _compare_plots(own: dict, sweeps, folder: Path, data_dir) -> list[str]:
+    """A compare series' figures: training loss and held-out accuracy per epoch, time, final accuracy,
+    each sweep, and sample predictions with right and wrong marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from .compare import describe
+
+    made = []
+    items = sorted(own.items())
+    for key, name, ylabel, title, log in [
+            ("train_loss", "train_loss.png", "training loss (mean per image)", "Training loss per epoch", True),
+            ("test_acc", "test_acc_per_epoch.png", "held-out test accuracy (%)", "Held-out test accuracy per epoch",
+             False)]:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for it, row in items:
+            n_ep = min(len(run["history"]) for run in row["runs"])  # early stopping: the epochs every seed has
+            ep = list(range(1, n_ep + 1))
+            ax.plot(ep, [statistics.fmean(run["history"][e - 1][key] for run in row["runs"]) for e in ep],
+                    marker="o", ms=3, label=f"{it} {row['name']}")
+        ax.set(xlabel="epoch", ylabel=ylabel, title=f"{title} (mean over seeds)")
+        if log:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(max(min(ax.get_ylim()[0], 97) - 0.5, 80), 100)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        _savefig(fig, folder / name)
+        plt.close(fig)
+        made.append(name)
+
+    labels = [f"{it} {row['name']}" for it, row in items]
+    desc = [describe(row) for _, row in items]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    a1.barh(labels, [d["total"][0] for d in desc], xerr=[0 if d["total"][2] < 2 else d["total"][1] for d in desc],
+            capsize=3)
+    a1.set(xlabel="seconds", title="Training time per run (mean ± std over seeds)")
+    a2.barh(labels, [d["sec"][0] for d in desc], xerr=[0 if d["sec"][2] < 2 else d["sec"][1] for d in desc], capsize=3)
+    a2.set(xlabel="seconds", title="Seconds per epoch (training + evaluation)")
+    for ax in (a1, a2):
+        ax.invert_yaxis()
+        ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    _savefig(fig, folder / "time.png")
+    plt.close(fig)
+    made.append("time.png")
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.barh(labels, [d["acc"][0] for d in desc], xerr=[0 if d["acc"][2] < 2 else d["acc"][1] for d in desc], capsize=3)
+    for i, d in enumerate(desc):
+        ax.text(d["acc"][0], i, f" {d['acc'][0]:.2f}", va="center", fontsize=8)
+    ax.set_xlim(min(d["acc"][0] for d in desc) - 1, 100)
+    ax.invert_yaxis()
+    ax.set(xlabel="held-out test accuracy (%)", title="Final held-out accuracy (mean ± std over seeds)")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    _savefig(fig, folder / "final_acc.png")
+    plt.close(fig)
+    made.append("final_acc.png")
+
+    for it, key, pairs, own_value in sweeps:
+        if len(pairs) < 2:
+            continue
+        values = [v for v, _ in pairs]
+        d = [describe(row) for _, row in pairs]
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        a1.errorbar(values, [x["acc"][0] for x in d], yerr=[0 if x["acc"][2] < 2 else x["acc"][1] for x in d],
+                    marker="o", capsize=3)
+        a2.plot(values, [x["sec"][0] for x in d], marker="o")
+        for ax, ylabel in ((a1, "held-out test accuracy (%)"), (a2, "seconds per epoch")):
+            ax.set(xscale="log", xlabel=key, ylabel=ylabel)
+            ax.set_xticks(values, [str(v) for v in values])
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"Notebook {it} ({pairs[0][1]['name']}): the effect of {key} (mean ± std over seeds)")
+        fig.tight_layout()
+        name = f"sweep_{key}.png"
+        _savefig(fig, folder / name)
+        plt.close(fig)
+        made.append(name)
+    return made + _samples(items, folder, data_dir)
+
+
+def _samples(items, folder: Path, data_dir) -> list[str]:
+    """Twelve held-out digits that some network gets wrong, as each network (first seed) labels them:
+    green when right, red when wrong. Read from the result files' mistakes, no model is rerun."""
+    import matplotlib.pyplot as plt
+
+    try:
+        from .data import load_split
+
+        images, labels = load_split("test", data_dir)
+    except LabError:
+        return []  # no data here: the other figures still stand
+    wrong = {it: {m[0]: m[1] for m in min(row["runs"], key=lambda r: r["seed"])["mistakes"]} for it, row in items}
+    # the first twelve test images (in test-set order) that at least one network gets wrong, one per
+    # network in turn, so each network's errors are shown
+    picks, pools = [], [sorted(w) for w in wrong.values()]
+    while len(picks) < 12 and any(pools):
+        for pool in pools:
+            while pool and pool[0] in picks:
+                pool.pop(0)
+            if pool and len(picks) < 12:
+                picks.append(pool.pop(0))
+    picks.sort()
+    fig, axes = plt.subplots(len(items), len(picks), figsize=(len(picks) * 0.9, len(items) * 1.0), squeeze=False)
+    for r, (it, row) in enumerate(items):
+        for c, idx in enumerate(picks):
+            ax = axes[r][c]
+            pred = wrong[it].get(idx, int(labels[idx]))
+            ax.imshow(images[idx].numpy(), cmap="gray_r")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ok = pred == int(labels[idx])
+            ax.set_title(str(pred), fontsize=9, color="green" if ok else "red", pad=2)
+            for spine in ax.spines.values():
+                spine.set_edgecolor("green" if ok else "red")
+            if c == 0:
+                ax.set_ylabel(f"{it} {row['name']}", fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle("Held-out digits some network gets wrong: each network's label (first seed), green right, red wrong; "
+                 f"true labels {' '.join(str(int(labels[i])) for i in picks)}", fontsize=8)
+    fig.tight_layout()
+    _savefig(fig, folder / "samples.png")
+    plt.close(fig)
+    return ["samples.png"]
+
+
+def index(out) -> Path | None:
+    """<out>/README.md: one line per series folder that has a report."""
+    out = Path(out)
+    found = sorted(d for d in out.iterdir() if (d / "README.md").is_file() and (d / "results").is_dir()) \
+        if out.is_dir() else []
+    if not found:
+        return None
+    md = ["# mnist_lab results", "",
+          "One folder per series of notebooks (`notebooks/<series>/`): its result files, executed notebooks, "
+          "report and plots. Every accuracy is measured on the 10,000 held-out test images.", "",
+          "| Series | What it is | Full runs | Best network on held-out data (mean ± std over seeds) |", "|---|---|---|---|"]
+    for d in found:
+        spec = spec_of(d)
+        full = [r for r in load_results(d / "results", warn=lambda _: None) if not r["smoke"]]
+        rows = summarize(full) if full else []
+        best = max(rows, key=lambda r: r["final_mean"], default=None)
+        md.append(f"| [{d.name}]({d.name}/README.md) | {spec.title or ''} | {len(full)} | "
+                  + (f"{best['iteration']} {best['name']}: {_pm(best['final_mean'], best['final_std'], best['n'])} "
+                     f"({best['params']:,} params)" if best else "") + " |")
+    return atomic_write_text(out / "README.md", "\n".join(md) + "\n")

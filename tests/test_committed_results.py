@@ -8,7 +8,8 @@ import pytest
 
 from mnist_lab.iterations import EPOCHS, LR, PARAMS
 
-REPORTS = Path(__file__).resolve().parents[1] / "reports"
+ROOT = Path(__file__).resolve().parents[1]
+REPORTS = ROOT / "reports" / "study"
 SEEDS = (0, 1, 2)
 
 
@@ -81,15 +82,15 @@ def test_report_is_what_the_generator_makes_from_these_files(tmp_path, mnist_roo
 
     from mnist_lab import report
 
-    shutil.copytree(REPORTS / "results", tmp_path / "results")
-    report.build(tmp_path, data_dir=mnist_root)
-    assert (tmp_path / "README.md").read_text() == (REPORTS / "README.md").read_text()
+    shutil.copytree(REPORTS / "results", tmp_path / "study" / "results")
+    report.build(tmp_path / "study", data_dir=mnist_root)
+    assert (tmp_path / "study" / "README.md").read_text() == (REPORTS / "README.md").read_text()
     for png in ("test_acc_per_epoch.png", "params_vs_acc.png", "confusion_best.png", "mistakes_best.png"):
         assert (REPORTS / png).exists()
 
 
 def test_readme_headline_equals_the_report(results):
-    text = (REPORTS.parent / "README.md").read_text()
+    text = (ROOT / "README.md").read_text()
     for it in range(1, 8):
         accs = [results[f"it{it}_seed{s}.json"]["final_test_acc"] for s in SEEDS]
         row = next(line for line in text.splitlines() if line.startswith(f"| {it} |"))
@@ -105,5 +106,6 @@ def test_each_result_has_its_executed_notebook_with_final_progress(all_results):
         streams = [o for c in doc["cells"] for o in c.get("outputs", []) if o["output_type"] == "stream"]
         assert not any("\r" in "".join(o["text"]) for o in streams), nb.name
         assert len(streams) <= 3 * r["epochs"] + 6, nb.name  # a bar and a line per epoch, not every redraw
-        assert f"wrote reports/results/{rid}.json" in "".join("".join(o["text"]) for o in streams), nb.name
+        # where the run wrote it (the folder it recorded: see the series' notes on the move)
+        assert f"wrote {r['config']['results_dir']}/{rid}.json" in "".join("".join(o["text"]) for o in streams), nb.name
 

@@ -115,7 +115,7 @@ def test_predict_bad_files_get_a_message_and_the_rest_still_run(mnist_root, tmp_
 
 
 def test_default_checkpoint_is_the_reports_best_model():
-    path = best_checkpoint(ROOT / "reports")
+    path = best_checkpoint(ROOT / "reports" / "study")
     assert path.exists() and "_smoke" not in path.name
     assert best_checkpoint() == path  # the repository's reports/, from any working directory
 
@@ -192,7 +192,7 @@ def test_draw_window_recognises_a_drawn_stroke(display, tmp_path):
     from mnist_lab.results import load_model
 
     root = tk.Tk()
-    app = DrawApp(root, load_model(best_checkpoint(ROOT / "reports")))
+    app = DrawApp(root, load_model(best_checkpoint(ROOT / "reports" / "study")))
     root.update()
     assert app.guess.cget("text") == HINT  # empty canvas: a hint, not a guess
     c = app.canvas

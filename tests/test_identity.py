@@ -39,9 +39,10 @@ def test_names_and_folders_do_not_change_the_identity():
 def test_default_folders_come_from_the_repository_not_the_working_directory(cwd, tmp_path, monkeypatch):
     monkeypatch.delenv("MNIST_LAB_DATA", raising=False)
     monkeypatch.delenv("MNIST_LAB_RESULTS", raising=False)
-    monkeypatch.chdir({"root": ROOT, "notebooks": ROOT / "notebooks", "elsewhere": tmp_path}[cwd])
+    monkeypatch.chdir({"root": ROOT, "notebooks": ROOT / "notebooks" / "study", "elsewhere": tmp_path}[cwd])
     cfg = Config()
     assert cfg.data_path == ROOT / "data" and cfg.results_path == ROOT / "runs" / "results"
+    assert Config(series="study").results_path == ROOT / "runs" / "study" / "results"  # a series' own folder
     assert Config(results_dir="reports/results").results_path == ROOT / "reports" / "results"
     assert Config(results_dir=str(tmp_path)).results_path == tmp_path
     assert cfg.portable_dict()["data_dir"] == "data" and cfg.portable_dict()["results_dir"] == "runs/results"
@@ -75,7 +76,7 @@ def test_a_progress_bar_keeps_its_final_state():
 
 
 def test_committed_results_and_executed_notebooks_hold_no_absolute_paths():
-    for path in list((ROOT / "reports" / "results").glob("*.json")) + list((ROOT / "reports" / "notebooks").glob("*.ipynb")):
+    for path in list(ROOT.glob("reports/*/results/*.json")) + list(ROOT.glob("reports/*/notebooks/*.ipynb")):
         text = path.read_text()
         for needle in ("/data", "/reports", "/runs"):
             for hit in [i for i in range(len(text)) if text.startswith(needle, i)]:

@@ -8,7 +8,7 @@ import pytest
 import mnist_lab
 from mnist_lab.iterations import BLOCKS, EPOCHS, LR
 
-NB = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NB = sorted((Path(__file__).resolve().parents[1] / "notebooks" / "study").glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_seven_notebooks():

@@ -23,14 +23,14 @@ def fake_result(it, seed, final, smoke=False):
 
 @pytest.fixture
 def reports(tmp_path):
-    res = tmp_path / "results"
-    res.mkdir()
+    res = tmp_path / "study" / "results"  # a study report: notebooks/study/series.json says so
+    res.mkdir(parents=True)
     accs = {3: [99.1, 99.3, 99.2], 5: [99.4, 99.5, 99.6]}
     for it, values in accs.items():
         for seed, a in enumerate(values):
             (res / f"it{it}_seed{seed}.json").write_text(json.dumps(fake_result(it, seed, a)))
     (res / "it5_seed0_smoke.json").write_text(json.dumps(fake_result(5, 0, 12.34, smoke=True)))
-    return tmp_path, accs
+    return tmp_path / "study", accs
 
 
 def test_table_shows_mean_std_n_and_keeps_tiny_runs_apart(reports):
@@ -98,13 +98,13 @@ def test_report_command_warns_and_does_not_crash(reports):
 
     folder, _ = reports
     (folder / "results" / "list.json").write_text("[]")
-    done = subprocess.run([sys.executable, "-m", "mnist_lab", "report", "--out", str(folder)],
+    done = subprocess.run([sys.executable, "-m", "mnist_lab", "report", "--out", str(folder.parent)],
                           capture_output=True, text=True)
     assert done.returncode == 0 and "warning: skipping" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_tiny_run_report_has_its_own_plots(tmp_path):
-    (tmp_path / "results").mkdir()
-    (tmp_path / "results" / "it5_seed0_smoke.json").write_text(json.dumps(fake_result(5, 0, 50.0, smoke=True)))
-    text = report.build(tmp_path, data_dir=tmp_path / "nodata").read_text()
-    assert "![tiny_test_acc_per_epoch.png]" in text and (tmp_path / "tiny_params_vs_acc.png").exists()
+    (tmp_path / "study" / "results").mkdir(parents=True)
+    (tmp_path / "study" / "results" / "it5_seed0_smoke.json").write_text(json.dumps(fake_result(5, 0, 50.0, smoke=True)))
+    text = report.build(tmp_path / "study", data_dir=tmp_path / "nodata").read_text()
+    assert "![tiny_test_acc_per_epoch.png]" in text and (tmp_path / "study" / "tiny_params_vs_acc.png").exists()

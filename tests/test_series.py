@@ -17,8 +17,8 @@ def lab(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "mnist_lab", *args], cwd=cwd, capture_output=True, text=True)
 
 
-def results_of(out, it=None):
-    return sorted((out / "results").glob(f"it{it if it is not None else '*'}_seed*.json"))
+def results_of(out, it=None, series="study"):
+    return sorted((out / series / "results").glob(f"it{it if it is not None else '*'}_seed*.json"))
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +27,13 @@ def series(tmp_path_factory, mnist_root):
     fails after its record cell, so it has written a result file by the time it fails."""
     tmp = tmp_path_factory.mktemp("series")
     nbs = tmp / "notebooks"
-    shutil.copytree(ROOT / "notebooks", nbs)
-    broken = nbformat.read(nbs / "05_bn_below_20k.ipynb", 4)
+    shutil.copytree(ROOT / "notebooks" / "study", nbs / "study")
+    broken = nbformat.read(nbs / "study" / "05_bn_below_20k.ipynb", 4)
     broken.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken notebook')"))
     for cell in broken.cells:
         if "parameters" in cell.metadata.get("tags", []):
             cell.source = cell.source.replace("iteration: int = 5", "iteration: int = 8")
-    nbformat.write(broken, nbs / "08_broken.ipynb")
+    nbformat.write(broken, nbs / "study" / "08_broken.ipynb")
     out = tmp / "reports"
     done = lab("run", "--smoke", "--workers", "2", "--threads", "1", "--notebooks", str(nbs), "--out", str(out),
                "--data", str(mnist_root))
@@ -47,31 +47,34 @@ def test_smoke_series_gives_seven_results_and_a_report(series):
     names = [p.name for p in results_of(out)]
     assert [n.split("_smoke_")[0] for n in names] == [f"it{i}_seed0" for i in range(1, 8)], done.stdout + done.stderr
     for name in names:
-        r = json.loads((out / "results" / name).read_text())
+        r = json.loads((out / "study" / "results" / name).read_text())
         assert r["smoke"] is True and r["test_size"] == 1000 and len(r["history"]) >= 1
         # the name is the identity: iteration, seed, and the hash of the recipe stored inside
         assert name == f"{r['run_id']}.json" and r["run_id"].endswith(recipe_hash(r["recipe"]))
         assert r["recipe"]["threads"] == 1 and r["recipe"]["blocks"] == r["blocks"]
-    report = (out / "README.md").read_text()
+    report = (out / "study" / "README.md").read_text()
     assert "Tiny runs" in report and report.count("| 0 |") == 7
-    assert "tiny_test_acc_per_epoch.png" in report and (out / "tiny_params_vs_acc.png").exists()
-    assert len(list((out / "notebooks").glob("*.ipynb"))) == 8
+    assert "tiny_test_acc_per_epoch.png" in report and (out / "study" / "tiny_params_vs_acc.png").exists()
+    assert "[study](study/README.md)" in (out / "README.md").read_text()  # the index of the output folder
+    assert len(list((out / "study" / "notebooks").glob("*.ipynb"))) == 8
+    run = json.loads((out / "study" / "run.json").read_text())
+    assert run["runs"] == 8 and run["failed"] == 1 and run["command"].startswith("mnist-lab run --smoke")
     assert not (out / ".lock").exists()
 
 
 def test_broken_notebook_is_listed_leaves_no_result_and_the_others_finish(series):
     _, _, out, done = series
     assert done.returncode == 1
-    assert "1 notebook(s) failed" in done.stdout and "iteration 8" in done.stdout
-    [executed] = (out / "notebooks").glob("08_broken_seed0_smoke_*.ipynb")
+    assert "1 notebook(s) failed" in done.stdout and "study 8 seed 0" in done.stdout
+    [executed] = (out / "study" / "notebooks").glob("08_broken_seed0_smoke_*.ipynb")
     assert executed.name in done.stdout
     assert "deliberately broken" in executed.read_text()
-    assert results_of(out, 8) == [] and not list((out / "results").glob("it8_*.pt"))
+    assert results_of(out, 8) == [] and not list((out / "study" / "results").glob("it8_*.pt"))
 
 
 def test_executed_notebooks_keep_final_progress_and_relative_paths(series):
     _, _, out, _ = series
-    for path in (out / "notebooks").glob("0[1-7]_*.ipynb"):
+    for path in (out / "study" / "notebooks").glob("0[1-7]_*.ipynb"):
         nb = json.loads(path.read_text())
         streams = [o for c in nb["cells"] for o in c.get("outputs", []) if o["output_type"] == "stream"]
         text = "".join("".join(o["text"]) for o in streams)
@@ -85,7 +88,7 @@ def test_finished_runs_are_skipped_on_resume(series, mnist_root):
     tmp, nbs, out, _ = series
     [path] = results_of(out, 3)
     before = path.stat().st_mtime_ns
-    stale = out / "notebooks" / ".03_twenty_epochs_20k_seed0_smoke_0.ipynb.running"  # as a killed run leaves it
+    stale = out / "study" / "notebooks" / ".03_twenty_epochs_20k_seed0_smoke_0.ipynb.running"  # as a killed run leaves it
     stale.write_text("{")
     again = lab("run", "--smoke", "--iterations", "3", "--threads", "1", "--notebooks", str(nbs), "--out", str(out),
                 "--data", str(mnist_root), "--no-report")
@@ -157,7 +160,10 @@ def test_parallel_equals_serial_at_equal_threads(series, mnist_root, tmp_path):
     (["--set", "threads=3"], "'threads' is set by the runner; use --threads"),
     (["--set", "lr=nan"], "lr must be a finite number, got nan"),
     (["--seeds", "0", "-1"], "seeds must be 0 or more, got [-1]"),
-    (["--iterations", "9"], "no notebook for iteration(s) [9]"),
+    (["--series", "study", "--iterations", "9"], "no notebook for iteration(s) [9]"),
+    (["--iterations", "1"], "--iterations picks notebooks of one series; add --series NAME"),
+    (["--series", "studdy"], "no series 'studdy'; have baselines, study"),
+    (["--series", "baselines", "--set", "framework=jax"], "framework must be one of 'pytorch', 'numpy'"),
 ])
 def test_bad_run_arguments_are_clear_and_nothing_runs(args, message, tmp_path):
     done = lab("run", "--smoke", "--out", str(tmp_path / "out"), *args)
@@ -169,33 +175,34 @@ def test_bad_run_arguments_are_clear_and_nothing_runs(args, message, tmp_path):
 def test_two_notebooks_declaring_the_same_run_are_refused(tmp_path):
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
-    shutil.copy(ROOT / "notebooks" / "05_bn_below_20k.ipynb", nbs)
-    shutil.copy(ROOT / "notebooks" / "05_bn_below_20k.ipynb", nbs / "09_copy.ipynb")  # still says iteration 5
+    shutil.copy(ROOT / "notebooks" / "study" / "05_bn_below_20k.ipynb", nbs)
+    shutil.copy(ROOT / "notebooks" / "study" / "05_bn_below_20k.ipynb", nbs / "09_copy.ipynb")  # still says iteration 5
     done = lab("run", "--smoke", "--notebooks", str(nbs), "--out", str(tmp_path / "out"))
     assert done.returncode == 2 and "are the same run" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
 
 
 def test_workers_are_capped_and_repeated_iterations_run_once(tmp_path, mnist_root):
-    done = lab("run", "--smoke", "--iterations", "1", "1", "--workers", "100", "--out", str(tmp_path),
+    done = lab("run", "--smoke", "--series", "study", "--iterations", "1", "1", "--workers", "100", "--out", str(tmp_path),
                "--data", str(mnist_root), "--no-report")
     assert done.returncode == 0, done.stderr
-    assert "--workers 100 capped to 1 (1 run(s)" in done.stdout and "1 run(s): iterations [1]" in done.stdout
+    assert "--workers 100 capped to 1 (1 run(s)" in done.stdout and "1 run(s): series study [1]" in done.stdout
 
 
 def test_an_output_folder_being_written_is_refused_and_a_stale_lock_taken_over(tmp_path, mnist_root):
     from mnist_lab.lock import FolderLock
 
     with FolderLock(tmp_path):
-        busy = lab("run", "--smoke", "--iterations", "1", "--out", str(tmp_path), "--data", str(mnist_root))
+        busy = lab("run", "--smoke", "--series", "study", "--iterations", "1", "--out", str(tmp_path), "--data",
+                   str(mnist_root))
     assert busy.returncode == 2 and f"being written by process {os.getpid()}" in busy.stderr
     assert "Traceback" not in busy.stderr and not (tmp_path / "results").exists()
     # A run killed with SIGKILL leaves its lock file behind, but not its lock.
     dead = subprocess.Popen(["sleep", "0"])
     dead.wait()
     (tmp_path / ".lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "command": "x"}))
-    again = lab("run", "--smoke", "--iterations", "1", "--out", str(tmp_path), "--data", str(mnist_root),
-                "--no-report")
+    again = lab("run", "--smoke", "--series", "study", "--iterations", "1", "--out", str(tmp_path), "--data",
+                str(mnist_root), "--no-report")
     assert again.returncode == 0, again.stderr
     assert f"taking over the lock of process {dead.pid}" in again.stdout
     assert not (tmp_path / ".lock").exists()
@@ -211,7 +218,8 @@ def test_notebooks_left_running_by_a_killed_run_keep_its_folder_locked(tmp_path,
                                str(tmp_path / ".lock")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        busy = lab("run", "--smoke", "--iterations", "1", "--out", str(tmp_path), "--data", str(mnist_root))
+        busy = lab("run", "--smoke", "--series", "study", "--iterations", "1", "--out", str(tmp_path), "--data",
+                   str(mnist_root))
         assert busy.returncode == 2 and f"still running from stopped process {dead.pid}" in busy.stderr
     finally:
         holder.kill()
@@ -238,20 +246,22 @@ def test_runner_orders_by_recorded_time(tmp_path, monkeypatch):
     """Heavier notebooks go first when earlier result files say how long an epoch took."""
     from mnist_lab import runner
 
-    nbs = runner.find_notebooks(ROOT / "notebooks")
-    results = tmp_path / "results"
-    results.mkdir()
+    from mnist_lab import series
+
+    study = series.load(ROOT / "notebooks" / "study")
+    results = tmp_path / "study" / "results"
+    results.mkdir(parents=True)
     for it, sec in {3: 5.0, 7: 9.0, 4: 7.0}.items():
         (results / f"it{it}_seed0_0000000{it}.json").write_text(json.dumps(
-            {"iteration": it, "smoke": False, "history": [{"seconds": sec}, {"seconds": sec}]}))
+            {"iteration": it, "smoke": False, "batch_size": 64, "history": [{"seconds": sec}, {"seconds": sec}]}))
     (results / "it5_seed0_00000005.json").write_text("{not json")  # unreadable: ignored
     (results / "it6_seed0_smoke_00000006.json").write_text(json.dumps(
-        {"iteration": 6, "smoke": True, "history": [{"seconds": 99.0}]}))  # tiny runs say nothing
-    order = [j.iteration for j in runner.plan(nbs, sorted(nbs), [0], tmp_path, {}, False, 1, tmp_path)]
+        {"iteration": 6, "smoke": True, "batch_size": 64, "history": [{"seconds": 99.0}]}))  # tiny runs say nothing
+    order = [j.iteration for j in runner.plan([study], [], [0], tmp_path, {}, False, 1, tmp_path)]
     # 20 epochs each: 7 (9 s), 4 (7 s), then 5 and 6 at the mean of the known (7 s), then 3 (5 s); 2, 1 last
     assert order[:2] == [7, 4] and set(order[2:4]) == {5, 6} and order[4:] == [3, 2, 1]
     monkeypatch.setattr(runner, "reports_dir", lambda: tmp_path / "no-reports")  # no committed results either
-    plain = [j.iteration for j in runner.plan(nbs, sorted(nbs), [0], tmp_path / "none", {}, False, 1, tmp_path)]
+    plain = [j.iteration for j in runner.plan([study], [], [0], tmp_path / "none", {}, False, 1, tmp_path)]
     assert plain == [3, 4, 5, 6, 7, 2, 1]  # nothing recorded: by epochs
 
 
