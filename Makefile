@@ -31,11 +31,12 @@ kernel: $(STAMP)
 	  && echo "Jupyter kernel 'Python (mnist_lab)' registered" \
 	  || echo "could not register the Jupyter kernel (no writable home folder?); use .venv/bin/jupyter lab"
 
-# The study's full series (epochs 1, 5, 20 x5) for each seed, WORKERS notebooks at a time, replacing
-# the results in reports/ (a fresh clone holds the committed ones). After an interruption,
-# `make reproduce RESUME=1` keeps the runs that finished and does only the rest.
+# Every series (notebooks/<series>/: the study, the baselines) for each seed, WORKERS notebooks at a
+# time, replacing the results in reports/<series>/ (a fresh clone holds the committed ones).
+# `SERIES=study` runs one series; after an interruption, `make reproduce RESUME=1` keeps the runs
+# that finished and does only the rest.
 reproduce: setup
-	$(BIN)/mnist-lab run --seeds $(SEEDS) --workers $(WORKERS) --threads 1 --out reports $(if $(RESUME),,--force)
+	$(BIN)/mnist-lab run --seeds $(SEEDS) --workers $(WORKERS) --threads 1 --out reports $(if $(SERIES),--series $(SERIES),) $(if $(RESUME),,--force)
 
 report: $(STAMP)
 	$(BIN)/mnist-lab report --out reports

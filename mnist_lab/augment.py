@@ -80,7 +80,8 @@ def augment(images_u8: torch.Tensor, generator: torch.Generator, max_deg: float 
     """A training batch: uint8 (B, 28, 28) -> augmented, normalised float (B, 1, 28, 28).
 
     The defaults are the study's; other series set their own (RandomRotation(10) alone is
-    max_deg=10, crop_p=0). Both draws are made either way, so one seed gives one sequence."""
+    max_deg=10, crop_p=0). Both numbers per image are drawn whichever step is off, so switching
+    one off leaves the other's draws as they were. With both off, Batches does not call this at all."""
     x = to_float(images_u8)
     b = x.shape[0]
     draws = torch.rand(b, 2, generator=generator, device=generator.device).to(x.device)

@@ -97,7 +97,7 @@ class Dense(nn.Sequential):
 def _batchnorm(spec, shape):
     features = spec["features"]
     if shape[0] != features:
-        raise ValueError(f"bn({features}) follows a block with {shape[0]} features/channels")
+        raise RuntimeError(f"bn({features}) follows a block with {shape[0]} features/channels")
     return nn.BatchNorm2d(features) if len(shape) == 3 else nn.BatchNorm1d(features)
 
 
@@ -141,7 +141,9 @@ class Net(nn.Sequential):
                 module = _BUILD[b["type"]](b, tuple(probe.shape[1:]))
                 with torch.no_grad():
                     probe = module.eval()(probe)
-            except (RuntimeError, ValueError) as exc:
+            except KeyError as exc:
+                raise ValueError(f"block {i} ({b['type']}) lacks its {exc} setting: declare it with {b['type']}(...)") from None
+            except RuntimeError as exc:  # shapes: torch's own message says which
                 raise ValueError(f"block {i} ({b['type']}) does not fit what comes before it: {exc}") from None
             body.append(module.train())
         spec = blocks[-1]

@@ -70,9 +70,11 @@ def cmd_run(a):
         names = ", ".join(s.name + (f" {iterations}" if iterations else "") for s in chosen)
         print(f"{len(jobs)} run(s): series {names}, seeds {seeds}, {workers} worker(s), "
               f"{threads or 'default'} thread(s) each{', tiny mode' if a.smoke else ''} -> {paths.shown(out)}")
+        skipped = set() if a.force else {j.result for j in jobs if runner.finished(j)[0]}
         started = time.perf_counter()
         failures = runner.run_series(jobs, workers, a.force, keep_fds=(lock.fd,))
-        _log_run(out, chosen, jobs, failures, time.perf_counter() - started, workers, threads)
+        if not a.smoke:  # tiny runs are not results: the record of how the results were made stays
+            _log_run(out, chosen, jobs, failures, skipped, time.perf_counter() - started, workers, threads)
         if not a.no_report:
             _reports(out, [s.name for s in chosen], data_dir)
     if failures:
@@ -87,7 +89,7 @@ def _portable_arg(arg: str) -> str:
     return paths.portable(arg) if os.path.isabs(arg) else arg
 
 
-def _log_run(out: Path, chosen, jobs, failures, seconds, workers, threads):
+def _log_run(out: Path, chosen, jobs, failures, skipped, seconds, workers, threads):
     """<out>/<series>/run.json: the last `mnist-lab run` into this folder, for the report's "how made"."""
     from .io import atomic_write_json
 
@@ -98,6 +100,7 @@ def _log_run(out: Path, chosen, jobs, failures, seconds, workers, threads):
         atomic_write_json(out / s.name / "run.json", {
             "command": "mnist-lab " + " ".join(_portable_arg(x) for x in sys.argv[1:]), "series": [c.name for c in chosen],
             "runs": len(jobs), "runs_of_this_series": len(mine),
+            "skipped": sum(j.result in skipped for j in mine),  # already done: a resumed run does the rest
             "failed": sum(j.series == s.name for j, _ in failures), "wall_seconds": round(seconds, 1),
             "workers": workers, "threads": threads})
 
@@ -126,8 +129,11 @@ def cmd_report(a):
     names = a.series or have
     missing = [n for n in names if n not in have]
     if missing or not names:
+        old = (out / "results").is_dir()  # the layout before series: <out>/results/
+        hint = f"; its results/ folder is the layout before series: move it to {paths.shown(out / 'study' / 'results')}" \
+            if old else "; run `mnist-lab run` first"
         raise LabError(f"no results for series {', '.join(missing) or '(any)'} in {paths.shown(out)} "
-                       f"(it has: {', '.join(have) or 'none'}); run `mnist-lab run` first")
+                       f"(it has: {', '.join(have) or 'none'}){hint}")
     _reports(out, names, a.data, strict=True)
 
 

@@ -59,33 +59,54 @@ def describe(row) -> dict:
                      + (f", wd {c['weight_decay']:g}" if c.get("weight_decay") else ""),
         "schedule": SCHEDULES.get(c.get("scheduler", "step"), "?").format(**{**{"step_size": 15, "gamma": 0.1,
                                                                                "plateau_patience": 2}, **c}),
-        "stopping": stopping + (f", {100 * c['val_fraction']:.0f} % validation" if c.get("val_fraction") else ""),
-        "augment": ", ".join(x for x in (f"rotation ±{c['rotation']:g}°" if c.get("rotation", 15) else "",
-                                         f"crop p={c['crop_p']:g}" if c.get("crop_p", 0.1) else "") if x) or "none",
+        "stopping": stopping + (f", {100 * c['val_fraction']:.3g} % validation" if c.get("val_fraction") else ""),
+        "augment": ", ".join(x for x in (f"rotation ±{c.get('rotation', 15.0):g}°" if c.get("rotation", 15.0) else "",
+                                         f"crop p={c.get('crop_p', 0.1):g}" if c.get("crop_p", 0.1) else "") if x)
+                   or "none",
         "framework": runs[0].get("framework", "pytorch"),
     }
 
 
+# Set per run, not by the notebook's recipe.
+_RUN_KEYS = ("iteration", "name", "series", "seed", "smoke", "threads", "device", "data_dir", "results_dir")
+
+
+def _follows(row, defaults: dict, free=()) -> bool:
+    """Whether a row's runs used the notebook's own settings (all but the keys in `free`)."""
+    c = row["runs"][0].get("config", {})
+    return all(c.get(k) == v for k, v in defaults.items() if k in c and k not in _RUN_KEYS and k not in free)
+
+
+def _most_runs(rows):
+    return max(rows, key=lambda r: r["n"], default=None)  # the first of equals: rows come sorted
+
+
 def own_rows(rows, spec, defaults) -> dict[int, dict]:
-    """{notebook: its row at its own recipe}: the row whose swept keys hold the notebook's defaults."""
+    """{notebook: its row at its own recipe}. Rows made with other settings (a `--set epochs=2` run in
+    the same folder) do not count; of several (other thread counts), the one with the most seeds."""
     out = {}
-    for row in rows:
-        it = row["iteration"]
-        keys = [k for s in spec.sweeps if s["notebook"] == it for k in s["vary"]]
-        c = row["runs"][0].get("config", {})
-        if all(c.get(k) == defaults.get(it, {}).get(k) for k in keys) and it not in out:
-            out[it] = row
+    for it in sorted({r["iteration"] for r in rows}):
+        mine = [r for r in rows if r["iteration"] == it and _follows(r, defaults.get(it, {}))]
+        if mine:
+            out[it] = _most_runs(mine)
     return out
 
 
 def sweep_rows(rows, spec, defaults):
-    """[(notebook, key, [(value, row), ...] sorted by value, the notebook's own value)] for each sweep."""
+    """[(notebook, key, [(value, row), ...] sorted by value, the notebook's own value)] for each sweep:
+    one row per value, made with the notebook's own settings but for the swept key."""
     out = []
     for s in spec.sweeps:
-        for key in s["vary"]:
-            mine = [r for r in rows if r["iteration"] == s["notebook"]]
-            pairs = sorted(((r["runs"][0].get("config", {}).get(key), r) for r in mine), key=lambda p: p[0])
-            out.append((s["notebook"], key, pairs, defaults.get(s["notebook"], {}).get(key)))
+        it = s["notebook"]
+        for key, values in s["vary"].items():
+            own = defaults.get(it, {}).get(key)
+            pairs = []
+            for value in sorted({*values, own} - {None}, key=lambda v: (str(type(v)), v)):
+                mine = [r for r in rows if r["iteration"] == it and _follows(r, defaults.get(it, {}), (key,))
+                        and r["runs"][0].get("config", {}).get(key) == value]
+                if mine:
+                    pairs.append((value, _most_runs(mine)))
+            out.append((it, key, pairs, own))
     return out
 
 
@@ -112,9 +133,10 @@ def questions(own, spec) -> list[str]:
         line = (f"- **{q['question']}** ({a['name']} {_pm(*da['acc'])} vs {b['name']} {_pm(*db['acc'])}): "
                 f"held-out accuracy {verdict(da['acc'], db['acc'], 'points')}.")
         if q.get("time"):
-            line += (f" Seconds per epoch {da['sec'][0]:.2f} ± {da['sec'][1]:.2f} vs {db['sec'][0]:.2f} ± "
-                     f"{db['sec'][1]:.2f}: {verdict(da['sec'], db['sec'], 's')}"
-                     f" ({db['sec'][0] / da['sec'][0]:.2f}x).")
+            fast, slow = (a, b) if da["sec"][0] <= db["sec"][0] else (b, a)
+            ratio = describe(slow)["sec"][0] / describe(fast)["sec"][0]
+            line += (f" Seconds per epoch {_pm(*da['sec'])} vs {_pm(*db['sec'])}: {verdict(da['sec'], db['sec'], 's')};"
+                     f" {slow['name']} takes {ratio:.2f}x as long per epoch as {fast['name']}.")
         lines.append(line)
     return lines
 
@@ -141,7 +163,7 @@ def _sweep_section(sweeps) -> list[str]:
     return md
 
 
-def build(out_dir: Path, spec, defaults, rows, full, data_dir, plots, made) -> list[str]:
+def build(out_dir: Path, spec, defaults, rows, full, data_dir, plots, made, notes) -> list[str]:
     """The page's lines; `rows` are report.summarize(full); `plots(own, sweeps, folder)` draws the figures."""
     own = own_rows(rows, spec, defaults)
     if not own:
@@ -157,7 +179,7 @@ def build(out_dir: Path, spec, defaults, rows, full, data_dir, plots, made) -> l
     md += ["", "## The documents' questions, answered on held-out data", ""] + questions(own, spec) + [""]
     md += _sweep_section(sweeps)
     md += ["## Plots", ""] + [f"![{name}]({name})" for name in plots(own, sweeps, out_dir, data_dir)]
-    if spec.notes:
-        md += ["", "## Notes", ""] + [f"- {n}" for n in spec.notes]
+    if notes:
+        md += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     md += ["", "## How these numbers were made", ""] + made
     return md

@@ -76,6 +76,11 @@ class Config:
             raise LabError(f"crop_p is a probability, in [0, 1]; got {self.crop_p}")
         if self.restore_best and not self.val_fraction:
             raise LabError("restore_best picks the epoch with the lowest validation loss: set val_fraction, e.g. 0.1")
+        if self.framework == "numpy":
+            wrong = [f"{k}={getattr(self, k)!r}" for k, ok in NUMPY_LIMITS.items() if not ok(getattr(self, k))]
+            if wrong:
+                raise LabError(f"framework 'numpy' trains with minibatch SGD on the CPU, an optional StepLR, no "
+                               f"early stopping and no augmentation; not {', '.join(wrong)}")
         if not 0 <= self.val_fraction < 1:
             raise LabError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.patience and not self.val_fraction:
@@ -162,6 +167,11 @@ OMITTED_AT_DEFAULT = {"optimizer": "adam", "momentum": 0.0, "weight_decay": 0.0,
                       "rotation": 15.0, "crop_p": 0.1, "framework": "pytorch"}
 CHOICES = {"scheduler": ("step", "plateau", "none"), "optimizer": ("adam", "rmsprop", "sgd"),
            "framework": ("pytorch", "numpy")}
+
+# What the NumPy trainer does (mnist_lab/numpy_mlp.py): anything else is refused before a run starts.
+NUMPY_LIMITS = {"optimizer": lambda v: v == "sgd", "scheduler": lambda v: v in ("step", "none"),
+                "patience": lambda v: v == 0, "restore_best": lambda v: not v, "rotation": lambda v: v == 0,
+                "crop_p": lambda v: v == 0, "device": lambda v: v == "cpu"}
 
 # (key, lowest value, whether the lowest itself is refused)
 RANGES = [("iteration", 0, False), ("seed", 0, False), ("epochs", 1, False), ("batch_size", 1, False),

@@ -146,11 +146,9 @@ def arrays(batches, dtype=np.float32):
 def fit(model: NumpyMLP, data, cfg) -> FitResult:
     """Train with minibatch SGD (cfg.lr, momentum, weight_decay; StepLR per epoch when set) on `data`
     (an MNISTData, converted once); one history row per epoch, as trainer.fit writes them."""
-    if cfg.optimizer != "sgd" or cfg.scheduler == "plateau" or cfg.patience or cfg.restore_best:
-        raise LabError("the NumPy trainer does minibatch SGD with an optional StepLR: set optimizer='sgd', "
-                       "scheduler='step' or 'none', and no early stopping")
-    if cfg.rotation or cfg.crop_p:
-        raise LabError("the NumPy trainer does not augment: set rotation=0 and crop_p=0")
+    if cfg.framework != "numpy":  # Config checks what the NumPy trainer can do when framework is "numpy"
+        raise LabError(f"this run's framework is {cfg.framework!r}: train it with mnist_lab.fit, or set "
+                       "framework='numpy' (and device='cpu', optimizer='sgd', no augmentation)")
     return train(model, arrays(data.train, model.dtype), arrays(data.test, model.dtype),
                  arrays(data.val, model.dtype) if data.val is not None else None, cfg, data.train.max_batches)
 

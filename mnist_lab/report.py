@@ -5,6 +5,7 @@ The same result files always give the same report: no timestamps, sorted inputs,
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -260,7 +261,7 @@ def build(out_dir, data_dir=None, warn=None) -> Path:
         from . import compare
 
         md = compare.build(out_dir, spec, _defaults(spec), summarize(full), full, data_dir, _compare_plots,
-                           _made(full, out_dir, spec)) if full else [f"# {spec.title or spec.name}"]
+                           _made(full, out_dir, spec), _notes(out_dir, spec)) if full else [f"# {spec.title or spec.name}"]
     if smoke:
         md += ["", "## Tiny runs (smoke mode: code checks, not results)", "",
                "| It | Seed | Epochs | Test images | Final acc | Run (iteration, seed, recipe hash) |",
@@ -269,6 +270,14 @@ def build(out_dir, data_dir=None, warn=None) -> Path:
                f"{r.get('run_id', Path(r['_path']).stem)} |" for r in smoke]
         md += [""] + [f"![{name}]({name})" for name in _plots(summarize(smoke), out_dir, prefix="tiny_")]
     return atomic_write_text(out_dir / "README.md", "\n".join(md) + "\n")
+
+
+def _notes(out_dir: Path, spec) -> list[str]:
+    """The series' notes, and in the repository's reports/<series>/ also those about the committed results."""
+    from .paths import reports_dir
+
+    committed = Path(os.path.abspath(out_dir)) == reports_dir() / spec.name
+    return spec.notes + (spec.reports_notes if committed else [])
 
 
 def _made(full, out_dir: Path, spec) -> list[str]:
@@ -287,10 +296,11 @@ def _made(full, out_dir: Path, spec) -> list[str]:
              f"- Training time summed over runs: {sum(r['wall_seconds'] for r in full) / 60:.1f} min."]
     try:
         run = json.loads((out_dir / "run.json").read_text())
+        skipped = f", {run['skipped']} skipped as already done" if run.get("skipped") else ""
         lines.append(f"- The last `mnist-lab run` into this folder: `{run['command']}`, {run['runs']} run(s) "
-                     f"({run['runs_of_this_series']} of this series, {run['failed']} failed), {run['workers']} "
-                     f"worker(s) x {run['threads']} thread(s), wall time {run['wall_seconds'] / 60:.1f} min "
-                     "(runs already done are skipped, so a resumed run counts only the rest).")
+                     f"({run['runs_of_this_series']} of this series{skipped}, {run['failed']} failed), "
+                     f"{run['workers']} worker(s) x {run['threads']} thread(s), wall time "
+                     f"{run['wall_seconds'] / 60:.1f} min ({run['wall_seconds']:,.0f} s).")
     except (OSError, ValueError, KeyError, TypeError):
         pass
     lines.append(f"- Remake the runs with `mnist-lab run --series {out_dir.name} --seeds {' '.join(map(str, seeds))} "
@@ -319,8 +329,9 @@ def _study(full, out_dir: Path, data_dir, spec) -> list[str]:
         md += ["", f"## Best iteration: {best['iteration']}", ""]
         for name in _best_views(best, out_dir, data_dir):
             md.append(f"![{name}]({name})")
-        if spec.notes:
-            md += ["", "## Notes", ""] + [f"- {n}" for n in spec.notes]
+        notes = _notes(out_dir, spec)
+        if notes:
+            md += ["", "## Notes", ""] + [f"- {n}" for n in notes]
         md += ["", "## How these numbers were made", ""] + _made(full, out_dir, spec)
     return md
 
@@ -415,16 +426,19 @@ def _compare_plots(own: dict, sweeps, folder: Path, data_dir) -> list[str]:
         values = [v for v, _ in pairs]
         d = [describe(row) for _, row in pairs]
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-        a1.errorbar(values, [x["acc"][0] for x in d], yerr=[0 if x["acc"][2] < 2 else x["acc"][1] for x in d],
+        # positive numbers on a log axis (batch sizes, learning rates), anything else evenly spaced
+        log = all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)
+        xs = values if log else list(range(len(values)))
+        a1.errorbar(xs, [x["acc"][0] for x in d], yerr=[0 if x["acc"][2] < 2 else x["acc"][1] for x in d],
                     marker="o", capsize=3)
-        a2.plot(values, [x["sec"][0] for x in d], marker="o")
+        a2.plot(xs, [x["sec"][0] for x in d], marker="o")
         for ax, ylabel in ((a1, "held-out test accuracy (%)"), (a2, "seconds per epoch")):
-            ax.set(xscale="log", xlabel=key, ylabel=ylabel)
-            ax.set_xticks(values, [str(v) for v in values])
+            ax.set(xscale="log" if log else "linear", xlabel=key, ylabel=ylabel)
+            ax.set_xticks(xs, [str(v) for v in values])
             ax.grid(alpha=0.3)
         fig.suptitle(f"Notebook {it} ({pairs[0][1]['name']}): the effect of {key} (mean ± std over seeds)")
         fig.tight_layout()
-        name = f"sweep_{key}.png"
+        name = f"sweep_{it}_{key}.png"
         _savefig(fig, folder / name)
         plt.close(fig)
         made.append(name)

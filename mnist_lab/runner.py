@@ -160,6 +160,10 @@ def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, thr
         for it in iterations or sorted(s.notebooks):
             nb = s.notebooks[it]
             defaults = notebook_defaults(nb)
+            foreign = sorted({*overrides, *(k for v in s.variants(it) for k in v)} - set(defaults))
+            if foreign:  # it would run with a recipe other than the one planned, and fail at its end
+                raise LabError(f"{s.name}/{nb.name} takes no parameter {', '.join(map(repr, foreign))}; pick the "
+                               "notebooks that do with --series (and --iterations)")
             for variant in s.variants(it):
                 for seed in seeds:
                     params = dict(overrides, **variant, series=s.name, seed=seed, smoke=smoke, threads=threads,

@@ -9,6 +9,8 @@ The folder's name is the series' name; its runs, executed notebooks and report g
 
 A sweep adds runs of one notebook with one parameter changed (each its own recipe and file); a
 comparison names two notebooks (their own recipes) whose held-out means the report sets side by side.
+"notes" go into every report of the series, "reports_notes" (how the committed results were made)
+only into the repository's reports/<name>/README.md.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from .errors import LabError
 
 NOTEBOOK = re.compile(r"^(\d+)_.*\.ipynb$")
 MANIFEST = "series.json"
+RUNNER_KEYS = ("iteration", "seed", "series", "smoke", "threads", "data_dir", "results_dir")  # set per run
 
 
 @dataclass
@@ -33,7 +36,8 @@ class Series:
     report: str = "compare"
     sweeps: list[dict] = field(default_factory=list)
     comparisons: list[dict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)          # shown in every report of this series
+    reports_notes: list[str] = field(default_factory=list)  # about the committed results: in reports/ only
 
     def variants(self, iteration: int) -> list[dict]:
         """The overrides of each run of notebook `iteration`: its own recipe ({}) first, then its sweeps."""
@@ -65,9 +69,16 @@ def load(folder) -> Series:
             s.sweeps = list(spec.get("sweeps", []))
             s.comparisons = list(spec.get("comparisons", []))
             s.notes = [str(n) for n in spec.get("notes", [])]
+            s.reports_notes = [str(n) for n in spec.get("reports_notes", [])]
             for sweep in s.sweeps:
                 if sweep["notebook"] not in notebooks or not isinstance(sweep["vary"], dict):
                     raise ValueError(f"sweep {sweep} names no notebook of this series")
+                for key, values in sweep["vary"].items():
+                    if key in RUNNER_KEYS:
+                        raise ValueError(f"sweep over {key!r}: the runner sets it (use --seeds, --series ...)")
+                    if not isinstance(values, list) or not values or \
+                            not all(isinstance(v, (int, float, str, bool)) for v in values):
+                        raise ValueError(f"sweep over {key!r}: give a non-empty list of values, not {values!r}")
             for c in s.comparisons:
                 if c["a"] not in notebooks or c["b"] not in notebooks or not c.get("question"):
                     raise ValueError(f"comparison {c} needs a question and two notebooks of this series")

@@ -138,6 +138,8 @@ class FitResult:
 
 def fit(model, data, cfg: Config) -> FitResult:
     """Train `model` on `data` (an MNISTData) with `cfg`; print one line per epoch; return the history."""
+    if cfg.framework != "pytorch":
+        raise LabError(f"this run's framework is {cfg.framework!r}: train it with mnist_lab.numpy_mlp.fit")
     dev = data.train.images.device
     optimizer = optimizer_for(place(model, cfg, dev), cfg)
     scheduler = scheduler_for(optimizer, cfg)

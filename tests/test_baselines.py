@@ -145,10 +145,17 @@ def test_optimizers_and_schedulers_are_the_recipes():
     assert type(scheduler_for(sgd, Config(step_size=5, gamma=0.5))) is torch.optim.lr_scheduler.StepLR
 
 
-def test_no_augmentation_draws_nothing_and_changes_nothing():
+def test_no_augmentation_draws_nothing_but_the_shuffle():
+    from mnist_lab.data import Batches
+
     x = torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8)
+    assert torch.equal(augment(x, torch.Generator().manual_seed(0), 0.0, 0.0), normalize(to_float(x)))
     gen = torch.Generator().manual_seed(0)
-    assert torch.equal(augment(x, gen, 0.0, 0.0), normalize(to_float(x)))
+    got = torch.cat([xb for xb, _ in Batches(x, torch.arange(8), 4, True, gen, rotation=0.0, crop_p=0.0)])
+    ref = torch.Generator().manual_seed(0)
+    order = torch.randperm(8, generator=ref)
+    assert torch.equal(got, normalize(to_float(x[order])))  # shuffled, not augmented
+    assert torch.equal(gen.get_state(), ref.get_state())  # and nothing drawn but the shuffle
     small = augment(x, torch.Generator().manual_seed(1), 10.0, 0.0)
     assert small.shape == (8, 1, 28, 28) and not torch.equal(small, normalize(to_float(x)))
 
@@ -169,3 +176,43 @@ def test_restore_best_ends_with_the_best_validation_epoch(mnist_root, tmp_path):
     from mnist_lab.trainer import evaluate
 
     assert evaluate(model, data.test, cfg)["acc"] == best["test_acc"]  # the weights the report scores
+
+
+@pytest.mark.parametrize("name", ["study", "baselines"])
+def test_every_committed_recipe_is_what_its_notebook_declares_today(name):
+    """On any machine: each committed result's recipe (and so its name) is the one its notebook, with its
+    seed, thread count and sweep value, gives now; only the CPU's vector instructions are taken from the file."""
+    s = series.load(ROOT / "notebooks" / name)
+    files = sorted((ROOT / "reports" / name / "results").glob("*.json"))
+    assert files
+    for path in files:
+        r = json.loads(path.read_text())
+        nb = s.notebooks[r["iteration"]]
+        rebuilt = []
+        for variant in s.variants(r["iteration"]):
+            values = dict(runner.notebook_defaults(nb), **variant, seed=r["seed"], threads=r["recipe"]["threads"])
+            recipe = Config.from_dict(values).recipe(runner.notebook_network(nb, values), "cpu")
+            recipe["cpu"] = r["recipe"]["cpu"]
+            rebuilt.append(recipe)
+        assert r["recipe"] in rebuilt, path.name
+
+
+@pytest.mark.parametrize("vary,message", [
+    ({"seed": [1, 2]}, "the runner sets it"),
+    ({"batch_size": 32}, "give a non-empty list of values"),
+    ({"batch_size": []}, "give a non-empty list of values"),
+])
+def test_a_sweep_the_runner_could_not_run_is_refused(tmp_path, vary, message):
+    shutil.copy(BASELINES / "04_mlp.ipynb", tmp_path)
+    (tmp_path / "series.json").write_text(json.dumps({"sweeps": [{"notebook": 4, "vary": vary}]}))
+    with pytest.raises(LabError, match=message):
+        series.load(tmp_path)
+
+
+def test_the_numpy_framework_is_refused_what_it_cannot_do():
+    with pytest.raises(LabError, match="not optimizer='adam', rotation=15.0, crop_p=0.1, device='auto'"):
+        Config(framework="numpy")
+    Config(framework="numpy", optimizer="sgd", rotation=0.0, crop_p=0.0, device="cpu")
+    with pytest.raises(LabError, match="train it with mnist_lab.numpy_mlp.fit"):
+        fit(Net([flatten(), dense(784, 8), head()]), None,
+            Config(framework="numpy", optimizer="sgd", rotation=0.0, crop_p=0.0, device="cpu"))

@@ -71,7 +71,7 @@ def test_the_report_is_what_the_generator_makes_from_these_files(tmp_path, mnist
     shutil.copy(REPORTS / "run.json", tmp_path / "baselines" / "run.json")
     report.build(tmp_path / "baselines", data_dir=mnist_root)
     assert (tmp_path / "baselines" / "README.md").read_text() == (REPORTS / "README.md").read_text()
-    for name in ("train_loss.png", "test_acc_per_epoch.png", "time.png", "final_acc.png", "sweep_batch_size.png",
+    for name in ("train_loss.png", "test_acc_per_epoch.png", "time.png", "final_acc.png", "sweep_4_batch_size.png",
                  "samples.png"):
         assert (REPORTS / name).is_file(), name
 
@@ -98,3 +98,20 @@ def test_a_tiny_baselines_series_runs_with_papermill(tmp_path, mnist_root):
     assert {json.loads(p.read_text())["framework"] for p in files} == {"pytorch", "numpy"}
     assert (tmp_path / "baselines" / "README.md").read_text().count("_smoke_") == 13
     assert "[baselines](baselines/README.md)" in (tmp_path / "README.md").read_text()
+
+
+@pytest.mark.parametrize("iteration", [5, 9])  # the NumPy-trained MLP, and the CNN with BatchNorm and dropout
+def test_a_checkpoint_rebuilds_its_network_and_scores_what_the_file_says(results, mnist_root, iteration):
+    from mnist_lab import Config, MNISTData, evaluate, load_model
+
+    r = next(r for r in results.values() if r["iteration"] == iteration and r["seed"] == 0)
+    model = load_model(REPORTS / "results" / r["checkpoint"])
+    assert model.num_params() == r["params"] and model.blocks == r["blocks"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the run evaluated it
+    try:
+        cfg = Config(device="cpu", data_dir=str(mnist_root))
+        data = MNISTData.for_config(cfg, "cpu")
+        assert evaluate(model, data.test, cfg)["correct"] == 10_000 - len(r["mistakes"])
+    finally:
+        torch.set_num_threads(threads)

@@ -109,3 +109,27 @@ def test_each_result_has_its_executed_notebook_with_final_progress(all_results):
         # where the run wrote it (the folder it recorded: see the series' notes on the move)
         assert f"wrote {r['config']['results_dir']}/{rid}.json" in "".join("".join(o["text"]) for o in streams), nb.name
 
+
+
+@pytest.mark.skipif(__import__("torch").backends.cpu.get_cpu_capability() != "AVX512",
+                    reason="the committed runs were made with AVX-512; other vector instructions give other sums")
+def test_the_current_code_remakes_a_committed_run_bit_for_bit(tmp_path, mnist_root):
+    """Iteration 1, seed 0 (one epoch), run now through papermill: the same history, confusion matrix,
+    mistakes and weights as the committed file, made by an earlier commit."""
+    import subprocess
+    import sys
+
+    import torch
+
+    done = subprocess.run([sys.executable, "-m", "mnist_lab", "run", "--series", "study", "--iterations", "1",
+                           "--seeds", "0", "--threads", "1", "--out", str(tmp_path), "--data", str(mnist_root),
+                           "--no-report"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    [new] = (tmp_path / "study" / "results").glob("it1_seed0_*.json")
+    old = REPORTS / "results" / new.name  # the same recipe, so the same name
+    a, b = json.loads(new.read_text()), json.loads(old.read_text())
+    strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]
+    assert strip(a["history"]) == strip(b["history"])
+    assert a["confusion"] == b["confusion"] and a["mistakes"] == b["mistakes"]
+    sa, sb = (torch.load(p.with_suffix(".pt"), weights_only=True)["state_dict"] for p in (new, old))
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -164,6 +164,8 @@ def test_parallel_equals_serial_at_equal_threads(series, mnist_root, tmp_path):
     (["--iterations", "1"], "--iterations picks notebooks of one series; add --series NAME"),
     (["--series", "studdy"], "no series 'studdy'; have baselines, study"),
     (["--series", "baselines", "--set", "framework=jax"], "framework must be one of 'pytorch', 'numpy'"),
+    (["--set", "rotation=0"], "study/01_baseline.ipynb takes no parameter 'rotation'; pick the notebooks"),
+    (["--series", "baselines", "--set", "framework=numpy"], "framework 'numpy' trains with minibatch SGD"),
 ])
 def test_bad_run_arguments_are_clear_and_nothing_runs(args, message, tmp_path):
     done = lab("run", "--smoke", "--out", str(tmp_path / "out"), *args)
@@ -196,7 +198,7 @@ def test_an_output_folder_being_written_is_refused_and_a_stale_lock_taken_over(t
         busy = lab("run", "--smoke", "--series", "study", "--iterations", "1", "--out", str(tmp_path), "--data",
                    str(mnist_root))
     assert busy.returncode == 2 and f"being written by process {os.getpid()}" in busy.stderr
-    assert "Traceback" not in busy.stderr and not (tmp_path / "results").exists()
+    assert "Traceback" not in busy.stderr and not (tmp_path / "study").exists()
     # A run killed with SIGKILL leaves its lock file behind, but not its lock.
     dead = subprocess.Popen(["sleep", "0"])
     dead.wait()

@@ -116,7 +116,7 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
 
 def test_validation_split_early_stopping_and_best_checkpoint(mnist_root, tmp_path):
     cfg = tiny(mnist_root, tmp_path, val_fraction=0.1, patience=1, smoke_epochs=6, epochs=6, lr=0.05,
-               smoke_batches=4)
+               smoke_batches=4, restore_best=True)  # the checkpoint then holds the best epoch's weights
     model, data, res, dev = train(cfg)
     assert len(data.train.images) + len(data.val.images) == 60_000 and len(data.val.images) == 6_000
     vals = [e["val_loss"] for e in res.history]
