@@ -64,8 +64,10 @@ def test_the_numpy_mlp_reaches_97_percent_held_out_on_every_seed(results):
     assert len(numpy_runs) == 3 and all(r["final_test_acc"] >= 97.0 for r in numpy_runs)
 
 
-def test_the_report_is_what_the_generator_makes_from_these_files(tmp_path, mnist_root):
-    from mnist_lab import report
+def test_the_report_is_what_the_generator_makes_from_these_files(tmp_path, mnist_root, monkeypatch):
+    from mnist_lab import paths, report
+
+    monkeypatch.setattr(paths, "reports_dir", lambda: tmp_path)  # a copy of reports/: its notes too
 
     shutil.copytree(REPORTS / "results", tmp_path / "baselines" / "results")
     shutil.copy(REPORTS / "run.json", tmp_path / "baselines" / "run.json")

@@ -76,11 +76,13 @@ def test_report_table_equals_the_means_of_the_files(results):
         assert f"| {PARAMS[it]:,} |" in row
 
 
-def test_report_is_what_the_generator_makes_from_these_files(tmp_path, mnist_root):
+def test_report_is_what_the_generator_makes_from_these_files(tmp_path, mnist_root, monkeypatch):
     """Regenerating from the committed result files gives the committed page, byte for byte."""
     import shutil
 
-    from mnist_lab import report
+    from mnist_lab import paths, report
+
+    monkeypatch.setattr(paths, "reports_dir", lambda: tmp_path)  # a copy of reports/: its notes too
 
     shutil.copytree(REPORTS / "results", tmp_path / "study" / "results")
     report.build(tmp_path / "study", data_dir=mnist_root)

@@ -57,8 +57,7 @@ def test_smoke_series_gives_seven_results_and_a_report(series):
     assert "tiny_test_acc_per_epoch.png" in report and (out / "study" / "tiny_params_vs_acc.png").exists()
     assert "[study](study/README.md)" in (out / "README.md").read_text()  # the index of the output folder
     assert len(list((out / "study" / "notebooks").glob("*.ipynb"))) == 8
-    run = json.loads((out / "study" / "run.json").read_text())
-    assert run["runs"] == 8 and run["failed"] == 1 and run["command"].startswith("mnist-lab run --smoke")
+    assert not (out / "study" / "run.json").exists()  # tiny runs are not results: no record of how they were made
     assert not (out / ".lock").exists()
 
 
