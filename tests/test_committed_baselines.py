@@ -117,3 +117,15 @@ def test_a_checkpoint_rebuilds_its_network_and_scores_what_the_file_says(results
         assert evaluate(model, data.test, cfg)["correct"] == 10_000 - len(r["mistakes"])
     finally:
         torch.set_num_threads(threads)
+
+
+def test_readme_headline_equals_the_files(results):
+    """The repository README's baselines table: each notebook's held-out mean ± std from the result files."""
+    spec = series.load(ROOT / "notebooks" / "baselines")
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| # | Network (document) |"):]
+    for it, nb in spec.notebooks.items():
+        own = runner.notebook_defaults(nb)["batch_size"]
+        accs = [r["final_test_acc"] for r in results.values() if r["iteration"] == it and r["batch_size"] == own]
+        row = next(line for line in table.splitlines() if line.startswith(f"| {it} |"))
+        assert f"**{statistics.fmean(accs):.2f} ± {statistics.stdev(accs):.2f}**" in row, row
