@@ -3,7 +3,10 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed
+# Optional extras of pyproject.toml: "frameworks" (Keras on TensorFlow, PyTorch Lightning) by default;
+# `make setup EXTRAS=` installs only what the PyTorch notebooks need.
+EXTRAS  ?= frameworks
+STAMP   := $(VENV)/.installed$(if $(EXTRAS),-$(EXTRAS),)
 # One CPU thread per notebook (float sums depend on the thread count, so this is part of the
 # recipe that gives the committed numbers) and one notebook per core, at most the seven.
 WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 7 ? n : 7 )))
@@ -18,6 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(if $(EXTRAS),$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]',)
 	touch $(STAMP)
 
 data: $(STAMP)

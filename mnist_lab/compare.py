@@ -122,39 +122,82 @@ def _table(own) -> list[str]:
     return out
 
 
-def questions(own, spec) -> list[str]:
+def _side(side, own, sweeps):
+    """(row, label) of a comparison's side: a notebook's own row, or one value of its sweep."""
+    if isinstance(side, int):
+        row = own.get(side)
+        return row, (f"{row['name']}" + (f" ({describe(row)['framework']})" if "framework" in _swept(side, sweeps)
+                                          else "")) if row else f"notebook {side}"
+    (key, value), = ((k, v) for k, v in side.items() if k != "notebook")
+    for it, k, pairs, _ in sweeps:
+        if it == side["notebook"] and k == key:
+            row = next((r for v, r in pairs if v == value), None)
+            if row is not None:
+                return row, f"{row['name']} ({value})" if key == "framework" else f"{row['name']} ({key} {value})"
+    return None, f"notebook {side['notebook']} with {key} {value}"
+
+
+def _swept(it, sweeps) -> set:
+    return {k for i, k, pairs, _ in sweeps if i == it and len(pairs) > 1}
+
+
+def questions(own, spec, sweeps=()) -> list[str]:
     lines = []
     for q in spec.comparisons:
-        a, b = own.get(q["a"]), own.get(q["b"])
+        (a, la), (b, lb) = _side(q["a"], own, sweeps), _side(q["b"], own, sweeps)
         if a is None or b is None:
-            lines.append(f"- {q['question']}: not answered, notebook {q['a'] if a is None else q['b']} has no results.")
+            lines.append(f"- {q['question']}: not answered, {la if a is None else lb} has no results.")
             continue
         da, db = describe(a), describe(b)
-        line = (f"- **{q['question']}** ({a['name']} {_pm(*da['acc'])} vs {b['name']} {_pm(*db['acc'])}): "
+        line = (f"- **{q['question']}** ({la} {_pm(*da['acc'])} vs {lb} {_pm(*db['acc'])}): "
                 f"held-out accuracy {verdict(da['acc'], db['acc'], 'points')}.")
         if q.get("time"):
-            fast, slow = (a, b) if da["sec"][0] <= db["sec"][0] else (b, a)
-            ratio = describe(slow)["sec"][0] / describe(fast)["sec"][0]
+            (fast, lf), (slow, ls) = sorted([(da, la), (db, lb)], key=lambda d: d[0]["sec"][0])
             line += (f" Seconds per epoch {_pm(*da['sec'])} vs {_pm(*db['sec'])}: {verdict(da['sec'], db['sec'], 's')};"
-                     f" {slow['name']} takes {ratio:.2f}x as long per epoch as {fast['name']}.")
+                     f" {ls} takes {slow['sec'][0] / fast['sec'][0]:.2f}x as long per epoch as {lf}.")
         lines.append(line)
     return lines
 
 
-def _sweep_section(sweeps) -> list[str]:
+def to_target(row, target: float):
+    """Seconds of training (cumulative, evaluation included) until the held-out accuracy first reaches
+    `target`: (mean, std, n) over the seeds that reach it, and how many seeds do not."""
+    times, missed = [], 0
+    for run in row["runs"]:
+        t = 0.0
+        for h in run["history"]:
+            t += h["seconds"]
+            if h["test_acc"] >= target:
+                times.append(t)
+                break
+        else:
+            missed += 1
+    return (_stats(times) if times else None), missed
+
+
+def _sweep_section(sweeps, spec=None) -> list[str]:
     md = []
+    targets = {s["notebook"]: s["target"] for s in (spec.sweeps if spec else []) if "target" in s}
     for it, key, pairs, own_value in sweeps:
         if len(pairs) < 2:
             continue
-        md += [f"## Sweep: {key} of notebook {it} ({pairs[0][1]['name']})", "",
-               f"| {key} | Held-out test acc (mean ± std, n) | s / epoch | Optimizer steps per epoch |", "|---|---|---|---|"]
+        target = targets.get(it)
+        extra = {"batch_size": "Optimizer steps per epoch"}.get(key, "Epochs trained")
+        cols = f"| {key} | Held-out test acc (mean ± std, n) | s / epoch (mean ± std) | {extra} |"
+        if target is not None:
+            cols += f" Time to {target:g} % held-out (s) |"
+        md += [f"## Sweep: {key} of notebook {it} ({pairs[0][1]['name']})", "", cols, "|---" * (cols.count("|") - 1) + "|"]
         ref = next((row for v, row in pairs if v == own_value), None)
         for value, row in pairs:
             d = describe(row)
-            steps = -(-row["runs"][0]["train_size"] // value) if key == "batch_size" else ""
+            third = -(-row["runs"][0]["train_size"] // value) if key == "batch_size" else f"{d['epochs'][0]:.1f}"
             mark = " (the notebook's own)" if value == own_value else ""
-            md.append(f"| {value}{mark} | {_pm(*d['acc'])} | "
-                      f"{d['sec'][0]:.2f} | {steps} |")
+            line = f"| {value}{mark} | {_pm(*d['acc'])} | {_pm(*d['sec'])} | {third} |"
+            if target is not None:
+                reached, missed = to_target(row, target)
+                line += (f" {_pm(*reached, digits=1)}" if reached else " never") + \
+                        (f", not reached by {missed} of {len(row['runs'])} seeds |" if missed and reached else " |")
+            md.append(line)
         if ref is not None:
             md += [""] + [f"- {key} {value} against {own_value}: held-out accuracy "
                           f"{verdict(describe(row)['acc'], describe(ref)['acc'], 'points')}."
@@ -176,8 +219,8 @@ def build(out_dir: Path, spec, defaults, rows, full, data_dir, plots, made, note
           "twice its standard error. Times are measured while the series ran, with the thread count below.", "",
           "## The networks, each at its own recipe", ""]
     md += _table(own)
-    md += ["", "## The documents' questions, answered on held-out data", ""] + questions(own, spec) + [""]
-    md += _sweep_section(sweeps)
+    md += ["", "## The documents' questions, answered on held-out data", ""] + questions(own, spec, sweeps) + [""]
+    md += _sweep_section(sweeps, spec)
     md += ["## Plots", ""] + [f"![{name}]({name})" for name in plots(own, sweeps, out_dir, data_dir)]
     if notes:
         md += ["", "## Notes", ""] + [f"- {n}" for n in notes]

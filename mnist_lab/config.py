@@ -38,7 +38,9 @@ class Config:
     restore_best: bool = False  # end with the weights of the epoch with the lowest val loss (Keras' restore_best_weights)
     rotation: float = 15.0      # augmentation: rotate by a uniform angle in [-rotation, rotation] degrees (0: off)
     crop_p: float = 0.1         # augmentation: probability of CenterCrop(22) + resize to 28 (0: off)
-    framework: str = "pytorch"  # what trains the network: "pytorch", or "numpy" (dense networks, plain NumPy)
+    framework: str = "pytorch"  # what trains the network: "pytorch", "keras", "lightning", or "numpy" (dense
+                                # networks, plain NumPy); the same blocks, data, split and recipe in each
+    keras_backend: str = "tensorflow"  # framework "keras": "tensorflow" (CPU), "torch" or "jax" (where installed)
     log_every: int = 0          # also print the batch loss every this many batches (0: only the progress bar)
     device: str = "auto"        # "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1"...
     threads: int = 0            # CPU threads for this run (0 = torch's default)
@@ -81,6 +83,9 @@ class Config:
             if wrong:
                 raise LabError(f"framework 'numpy' trains with minibatch SGD on the CPU, an optional StepLR, no "
                                f"early stopping and no augmentation; not {', '.join(wrong)}")
+        if self.framework == "keras" and self.keras_backend == "tensorflow" and self.device not in ("auto", "cpu"):
+            raise LabError(f"framework 'keras' on TensorFlow runs on the CPU here (tensorflow-cpu), not device "
+                           f"{self.device!r}: use device='cpu', or keras_backend='torch'")
         if not 0 <= self.val_fraction < 1:
             raise LabError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.patience and not self.val_fraction:
@@ -135,6 +140,8 @@ class Config:
             del r["smoke_epochs"]
         else:
             del r["smoke_batches"], r["smoke_epochs"]
+        if self.framework != "keras":
+            r.pop("keras_backend", None)
         if self.scheduler != "plateau":
             del r["plateau_patience"]
         if self.scheduler == "none":
@@ -164,14 +171,14 @@ class Config:
 NOT_RECIPE = ("name", "series", "device", "data_dir", "results_dir", "log_every")
 # Settings added after runs were first recorded: left out of the recipe at these defaults.
 OMITTED_AT_DEFAULT = {"optimizer": "adam", "momentum": 0.0, "weight_decay": 0.0, "restore_best": False,
-                      "rotation": 15.0, "crop_p": 0.1, "framework": "pytorch"}
+                      "rotation": 15.0, "crop_p": 0.1, "framework": "pytorch", "keras_backend": "tensorflow"}
 CHOICES = {"scheduler": ("step", "plateau", "none"), "optimizer": ("adam", "rmsprop", "sgd"),
-           "framework": ("pytorch", "numpy")}
+           "framework": ("pytorch", "keras", "lightning", "numpy"), "keras_backend": ("tensorflow", "torch", "jax")}
 
 # What the NumPy trainer does (mnist_lab/numpy_mlp.py): anything else is refused before a run starts.
 NUMPY_LIMITS = {"optimizer": lambda v: v == "sgd", "scheduler": lambda v: v in ("step", "none"),
                 "patience": lambda v: v == 0, "restore_best": lambda v: not v, "rotation": lambda v: v == 0,
-                "crop_p": lambda v: v == 0, "device": lambda v: v == "cpu"}
+                "crop_p": lambda v: v == 0, "device": lambda v: v in ("auto", "cpu")}
 
 # (key, lowest value, whether the lowest itself is refused)
 RANGES = [("iteration", 0, False), ("seed", 0, False), ("epochs", 1, False), ("batch_size", 1, False),

@@ -102,13 +102,25 @@ class NumpyMLP:
             correct += int((logp.argmax(1) == y[i:i + batch]).sum())
         return {"loss": loss / len(y), "correct": correct, "total": len(y), "acc": 100 * correct / len(y)}
 
+    def from_torch(self, net):
+        """Take the weights of `net` (the torch Net of the same blocks); return self."""
+        linears = self._linears(net)
+        for layer, fc in zip(self.layers, linears):
+            layer[0] = fc.weight.detach().cpu().numpy().astype(self.dtype)
+            layer[1] = fc.bias.detach().cpu().numpy().astype(self.dtype)
+        return self
+
+    def _linears(self, net):
+        linears = [m.fc for m in net if hasattr(m, "fc")]
+        if len(linears) != len(self.layers):
+            raise LabError("the torch network does not have this network's dense layers")
+        return linears
+
     def to_torch(self, net):
         """Copy the weights into `net` (the torch Net of the same blocks); return it."""
         import torch
 
-        linears = [m.fc for m in net if hasattr(m, "fc")]
-        if len(linears) != len(self.layers):
-            raise LabError("the torch network does not have this network's dense layers")
+        linears = self._linears(net)
         with torch.no_grad():
             for fc, (w, b, _) in zip(linears, self.layers):
                 fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))  # in the network's own dtype
@@ -141,6 +153,15 @@ def arrays(batches, dtype=np.float32):
     """A split of MNISTData as NumPy: normalised flat images (N, 784) and labels (N,)."""
     x = batches.images.cpu().numpy().reshape(len(batches.images), -1).astype(dtype) / 255
     return ((x - MEAN) / STD).astype(dtype), batches.labels.cpu().numpy()
+
+
+def fit_net(net, data, cfg) -> FitResult:
+    """`mnist_lab.fit` for framework "numpy": train `net`'s architecture in NumPy, starting from `net`'s own
+    weights (as the other frameworks do); `net` ends with the trained weights."""
+    mlp = NumpyMLP(net.blocks, seed=cfg.seed).from_torch(net)
+    result = fit(mlp, data, cfg)
+    mlp.to_torch(net)
+    return result
 
 
 def fit(model: NumpyMLP, data, cfg) -> FitResult:

@@ -15,7 +15,8 @@ from .errors import LabError
 from .io import atomic_write_bytes, atomic_write_json
 from .trainer import predict
 
-SCHEMA = 3  # 2: run_id and recipe; folders relative to the repository. 3: series, framework, restored_best
+SCHEMA = 4  # 2: run_id and recipe; folders relative to the repository. 3: series, framework, restored_best.
+           # 4: versions (of the framework that trained the run)
 
 
 def code_version() -> str:
@@ -29,6 +30,20 @@ def code_version() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def framework_versions(cfg) -> dict:
+    """The versions of what trained the run, beside torch's (which every run records)."""
+    if cfg.framework == "keras":
+        from . import keras_net
+        return keras_net.versions(cfg)
+    if cfg.framework == "lightning":
+        from . import lightning_net
+        return lightning_net.versions()
+    if cfg.framework == "numpy":
+        import numpy
+        return {"numpy": numpy.__version__}
+    return {}
 
 
 def record(cfg, model: Net, fit_result, data, device) -> Path:
@@ -60,6 +75,7 @@ def record(cfg, model: Net, fit_result, data, device) -> Path:
         "name": cfg.name,
         "series": cfg.series,
         "framework": cfg.framework,
+        "versions": framework_versions(cfg),
         "params": model.num_params(),
         "seed": cfg.seed,
         "epochs": len(h),

@@ -8,7 +8,9 @@ The folder's name is the series' name; its runs, executed notebooks and report g
      "comparisons": [{"question": "CNN vs MLP", "a": 3, "b": 4}, ...]}
 
 A sweep adds runs of one notebook with one parameter changed (each its own recipe and file); a
-comparison names two notebooks (their own recipes) whose held-out means the report sets side by side.
+comparison names two notebooks (their own recipes), or a notebook and one of its sweep's runs
+({"notebook": 1, "framework": "keras"}), whose held-out means the report sets side by side. A sweep's
+"target" (a held-out accuracy in %) adds the time each run took to first reach it.
 "notes" go into every report of the series, "reports_notes" (how the committed results were made)
 only into the repository's reports/<name>/README.md.
 """
@@ -49,6 +51,17 @@ class Series:
         return out
 
 
+    def side_ok(self, side) -> bool:
+        """A comparison's side: a notebook at its own recipe (N), or one run of a sweep ({"notebook": N,
+        "framework": "keras"})."""
+        if isinstance(side, int):
+            return side in self.notebooks
+        if not isinstance(side, dict) or len(side) != 2 or side.get("notebook") not in self.notebooks:
+            return False
+        (key, value), = ((k, v) for k, v in side.items() if k != "notebook")
+        return any(sw["notebook"] == side["notebook"] and value in sw["vary"].get(key, []) for sw in self.sweeps)
+
+
 def numbered(folder: Path) -> dict[int, Path]:
     return {int(m.group(1)): folder / n for n in sorted(os.listdir(folder)) if (m := NOTEBOOK.match(n))} \
         if folder.is_dir() else {}
@@ -80,8 +93,12 @@ def load(folder) -> Series:
                             not all(isinstance(v, (int, float, str, bool)) for v in values):
                         raise ValueError(f"sweep over {key!r}: give a non-empty list of values, not {values!r}")
             for c in s.comparisons:
-                if c["a"] not in notebooks or c["b"] not in notebooks or not c.get("question"):
-                    raise ValueError(f"comparison {c} needs a question and two notebooks of this series")
+                if not c.get("question") or not all(s.side_ok(c[k]) for k in ("a", "b")):
+                    raise ValueError(f"comparison {c} needs a question and two sides, each a notebook of this "
+                                     "series or {\"notebook\": N, \"<swept key>\": <one of its values>}")
+            for sweep in s.sweeps:
+                if "target" in sweep and not isinstance(sweep["target"], (int, float)):
+                    raise ValueError(f"sweep {sweep}: target is a held-out accuracy in %, e.g. 98.5")
             if s.report not in ("study", "compare"):
                 raise ValueError(f"report must be 'study' or 'compare', not {s.report!r}")
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -34,6 +34,8 @@ def setup(cfg: Config) -> torch.device:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # weights and dropout; data draws have their own generator
+    if cfg.framework == "numpy" or (cfg.framework == "keras" and cfg.keras_backend == "tensorflow"):
+        return torch.device("cpu")  # NumPy, tensorflow-cpu: the data, the weights and the record stay there
     return pick_device(cfg.device)
 
 
@@ -136,10 +138,33 @@ class FitResult:
         return self.history[self.best_epoch - 1] if self.restored else self.history[-1]
 
 
+def epoch_line(row: dict, test: dict, val: dict | None) -> str:
+    """The line every trainer prints after an epoch."""
+    line = (f"epoch {row['epoch']:2d}  lr {row['lr']:.6f}  train loss {row['train_loss']:.4f} acc "
+            f"{row['train_acc']:.2f}%  | test loss {test['loss']:.4f}, {test['correct']}/{test['total']} "
+            f"({test['acc']:.2f}%)")
+    if val:
+        line += f"  | val loss {val['loss']:.4f} ({val['acc']:.2f}%)"
+    return line
+
+
 def fit(model, data, cfg: Config) -> FitResult:
-    """Train `model` on `data` (an MNISTData) with `cfg`; print one line per epoch; return the history."""
-    if cfg.framework != "pytorch":
-        raise LabError(f"this run's framework is {cfg.framework!r}: train it with mnist_lab.numpy_mlp.fit")
+    """Train `model` on `data` (an MNISTData) with `cfg` in the framework `cfg.framework` names; print one
+    line per epoch; return the history. The model ends with the trained weights, whatever trained them."""
+    if cfg.framework == "keras":
+        from . import keras_net
+        return keras_net.fit(model, data, cfg)
+    if cfg.framework == "lightning":
+        from . import lightning_net
+        return lightning_net.fit(model, data, cfg)
+    if cfg.framework == "numpy":
+        from . import numpy_mlp
+        return numpy_mlp.fit_net(model, data, cfg)
+    return fit_pytorch(model, data, cfg)
+
+
+def fit_pytorch(model, data, cfg: Config) -> FitResult:
+    """The PyTorch loop: Adam (or the recipe's optimizer) and a per-epoch scheduler."""
     dev = data.train.images.device
     optimizer = optimizer_for(place(model, cfg, dev), cfg)
     scheduler = scheduler_for(optimizer, cfg)
@@ -157,11 +182,7 @@ def fit(model, data, cfg: Config) -> FitResult:
             row.update(val_loss=val["loss"], val_acc=val["acc"])
         row["seconds"] = time.perf_counter() - t0
         result.history.append(row)
-        line = (f"epoch {epoch:2d}  lr {lr:.6f}  train loss {train['loss']:.4f} acc {train['acc']:.2f}%  "
-                f"| test loss {test['loss']:.4f}, {test['correct']}/{test['total']} ({test['acc']:.2f}%)")
-        if val:
-            line += f"  | val loss {val['loss']:.4f} ({val['acc']:.2f}%)"
-        print(line, flush=True)
+        print(epoch_line(row, test, val), flush=True)
         if cfg.scheduler == "plateau":
             scheduler.step(val["loss"])
         elif scheduler is not None:

@@ -1,0 +1,165 @@
+"""The torch `Net` trained by PyTorch Lightning, as its users write it: a LightningModule, a
+LightningDataModule, Lightning's Trainer, its EarlyStopping and ModelCheckpoint callbacks, and the
+scheduler (StepLR or ReduceLROnPlateau on a monitored metric) returned by `configure_optimizers`.
+
+The module wraps the very `Net` the notebook built (same weights to start with), and the data module
+serves the same batches as the PyTorch trainer (same shuffling and augmentation, same validation
+split), so a comparison with PyTorch measures what Lightning adds around the same arithmetic.
+"""
+from __future__ import annotations
+
+import importlib
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .errors import LabError
+from .trainer import FitResult, _prepare, epoch_line, evaluate, optimizer_for, place, scheduler_for
+
+INSTALL = "pip install -e '.[frameworks]' (in the repository; `make setup` does it)"
+
+
+def load():
+    try:
+        return importlib.import_module("lightning.pytorch")
+    except ImportError as exc:
+        raise LabError(f"framework 'lightning' needs PyTorch Lightning, which is not installed here ({exc.name or exc}): "
+                       f"run `{INSTALL}`") from None
+
+
+def module(net, cfg):
+    """A LightningModule around `net`, training with the recipe's optimizer and scheduler."""
+    pl = load()
+
+    class LitNet(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(_prepare(x, cfg))
+
+        def _step(self, batch, split):
+            x, y = batch
+            out = self(x)
+            loss = F.nll_loss(out, y)
+            # on_epoch: Lightning averages over the epoch, weighted by batch size (a mean per image)
+            self.log(f"{split}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+            self.log(f"{split}_acc", 100 * (out.argmax(1) == y).float().mean(), on_step=False, on_epoch=True,
+                     prog_bar=True, batch_size=len(y))
+            return loss
+
+        def training_step(self, batch, batch_idx):
+            return self._step(batch, "train")
+
+        def validation_step(self, batch, batch_idx):
+            self._step(batch, "val")
+
+        def configure_optimizers(self):
+            opt = optimizer_for(self.net, cfg)
+            sched = scheduler_for(opt, cfg)
+            if sched is None:
+                return opt
+            config = {"scheduler": sched, "interval": "epoch"}
+            if cfg.scheduler == "plateau":
+                config["monitor"] = "val_loss"
+            return {"optimizer": opt, "lr_scheduler": config}
+
+    return LitNet()
+
+
+def datamodule(data):
+    """A LightningDataModule serving `data`'s batches (already on the training device)."""
+    pl = load()
+
+    class MNISTBatches(pl.LightningDataModule):
+        def train_dataloader(self):
+            return data.train
+
+    if data.val is None:
+        return MNISTBatches()
+
+    class WithValidation(MNISTBatches):
+        def val_dataloader(self):
+            return data.val
+
+    return WithValidation()
+
+
+def _record(pl, data, cfg):
+    """Callback: the held-out test set scored after each epoch (for the record only: nothing is chosen
+    by it), one printed line and one history row per epoch."""
+
+    class Record(pl.Callback):
+        def __init__(self):
+            self.result = FitResult()
+
+        def on_train_epoch_start(self, trainer, lit):
+            self.t0 = time.perf_counter()
+            self.lr = trainer.optimizers[0].param_groups[0]["lr"]
+
+        def on_train_epoch_end(self, trainer, lit):
+            m = trainer.callback_metrics
+            test = evaluate(lit.net, data.test, cfg)
+            lit.net.train()
+            row = {"epoch": trainer.current_epoch + 1, "lr": self.lr, "train_loss": float(m["train_loss"]),
+                   "train_acc": float(m["train_acc"]), "test_loss": test["loss"], "test_acc": test["acc"],
+                   "test_correct": test["correct"]}
+            val = None
+            if "val_loss" in m:
+                val = {"loss": float(m["val_loss"]), "acc": float(m["val_acc"])}
+                row.update(val_loss=val["loss"], val_acc=val["acc"])
+            row["seconds"] = time.perf_counter() - self.t0
+            self.result.history.append(row)
+            print(epoch_line(row, test, val), flush=True)
+
+    return Record()
+
+
+def fit(net, data, cfg) -> FitResult:
+    """Train `net` with Lightning's Trainer on `data` with `cfg`; `net` ends with the trained weights."""
+    pl = load()
+    dev = data.train.images.device
+    place(net, cfg, dev)  # the PyTorch trainer's memory layout (channels-last): the same convolution kernels
+    record = _record(pl, data, cfg)
+    callbacks = [record]
+    stop = None
+    if cfg.patience:
+        stop = pl.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience)
+        callbacks.append(stop)
+    with tempfile.TemporaryDirectory(prefix="mnist-lab-lightning-") as tmp:
+        best = None
+        if cfg.restore_best:
+            best = pl.callbacks.ModelCheckpoint(dirpath=tmp, monitor="val_loss", mode="min", save_top_k=1)
+            callbacks.append(best)
+        trainer = pl.Trainer(
+            max_epochs=cfg.run_epochs, accelerator="gpu" if dev.type == "cuda" else "cpu",
+            devices=[dev.index or 0] if dev.type == "cuda" else 1, callbacks=callbacks, logger=False,
+            enable_checkpointing=best is not None, enable_model_summary=False, num_sanity_val_steps=0,
+            default_root_dir=tmp)
+        lit = module(net, cfg)
+        start = time.perf_counter()
+        trainer.fit(lit, datamodule=datamodule(data))
+        result = record.result
+        result.wall_seconds = time.perf_counter() - start
+        if data.val is not None:
+            losses = [r["val_loss"] for r in result.history]
+            result.best_epoch = losses.index(min(losses)) + 1
+        if stop is not None and stop.stopped_epoch > 0:
+            result.stopped_early = True
+            print(f"early stop: val loss has not improved for {cfg.patience} epochs (best at epoch "
+                  f"{result.best_epoch})", flush=True)
+        if best is not None and best.best_model_path:
+            ckpt = torch.load(best.best_model_path, map_location=dev, weights_only=True)
+            lit.load_state_dict(ckpt["state_dict"])
+            result.best_epoch, result.restored = ckpt["epoch"] + 1, True
+            print(f"restored the weights of epoch {result.best_epoch} (lowest val loss): held-out test accuracy "
+                  f"{result.final['test_acc']:.2f}%", flush=True)
+    return result
+
+
+def versions() -> dict:
+    pl = load()
+    return {"lightning": pl.__version__}
