@@ -198,6 +198,9 @@ def _sweep_section(sweeps, spec=None) -> list[str]:
                 line += (f" {_pm(*reached, digits=1)}" if reached else " never") + \
                         (f", not reached by {missed} of {len(row['runs'])} seeds |" if missed and reached else " |")
             md.append(line)
+        if key == "batch_size":
+            md += ["", "Every batch size trains with the notebook's own learning rate and number of epochs, so a larger "
+                   "batch also means fewer optimizer steps (last column): the sweep measures the two together."]
         if ref is not None:
             md += [""] + [f"- {key} {value} against {own_value}: held-out accuracy "
                           f"{verdict(describe(row)['acc'], describe(ref)['acc'], 'points')}."

@@ -23,9 +23,8 @@ import torch
 from tqdm import tqdm
 
 from .errors import LabError
-from .trainer import FitResult, epoch_line
+from .trainer import INSTALL, FitResult, epoch_line
 
-INSTALL = "pip install -e '.[frameworks]' (in the repository; `make setup` does it)"
 BACKENDS = ("tensorflow", "torch", "jax")
 
 

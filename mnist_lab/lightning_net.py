@@ -9,16 +9,18 @@ split), so a comparison with PyTorch measures what Lightning adds around the sam
 from __future__ import annotations
 
 import importlib
+import logging
 import tempfile
 import time
+import warnings
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from .errors import LabError
-from .trainer import FitResult, _prepare, epoch_line, evaluate, optimizer_for, place, scheduler_for
+from .trainer import INSTALL, FitResult, _prepare, epoch_line, evaluate, optimizer_for, place, scheduler_for
 
-INSTALL = "pip install -e '.[frameworks]' (in the repository; `make setup` does it)"
 
 
 def load():
@@ -29,8 +31,9 @@ def load():
                        f"run `{INSTALL}`") from None
 
 
-def module(net, cfg):
-    """A LightningModule around `net`, training with the recipe's optimizer and scheduler."""
+def module(net, cfg, validate: bool = True):
+    """A LightningModule around `net`, training with the recipe's optimizer and scheduler (and a
+    validation step when there is a validation split)."""
     pl = load()
 
     class LitNet(pl.LightningModule):
@@ -54,9 +57,6 @@ def module(net, cfg):
         def training_step(self, batch, batch_idx):
             return self._step(batch, "train")
 
-        def validation_step(self, batch, batch_idx):
-            self._step(batch, "val")
-
         def configure_optimizers(self):
             opt = optimizer_for(self.net, cfg)
             sched = scheduler_for(opt, cfg)
@@ -67,7 +67,11 @@ def module(net, cfg):
                 config["monitor"] = "val_loss"
             return {"optimizer": opt, "lr_scheduler": config}
 
-    return LitNet()
+    class Validated(LitNet):
+        def validation_step(self, batch, batch_idx):
+            self._step(batch, "val")
+
+    return Validated() if validate else LitNet()
 
 
 def datamodule(data):
@@ -89,8 +93,9 @@ def datamodule(data):
 
 
 def _record(pl, data, cfg):
-    """Callback: the held-out test set scored after each epoch (for the record only: nothing is chosen
-    by it), one printed line and one history row per epoch."""
+    """Callback: a progress bar per epoch (the PyTorch trainer's), the held-out test set scored after
+    each epoch (for the record only: nothing is chosen by it), one printed line and one history row
+    per epoch."""
 
     class Record(pl.Callback):
         def __init__(self):
@@ -99,8 +104,16 @@ def _record(pl, data, cfg):
         def on_train_epoch_start(self, trainer, lit):
             self.t0 = time.perf_counter()
             self.lr = trainer.optimizers[0].param_groups[0]["lr"]
+            self.bar = tqdm(total=len(data.train), desc=f"epoch {trainer.current_epoch + 1}/{cfg.run_epochs}",
+                            mininterval=1.0, ncols=100)
+
+        def on_train_batch_end(self, trainer, lit, outputs, batch, batch_idx):
+            self.bar.update(1)
+            if batch_idx % 50 == 0 or batch_idx == len(data.train) - 1:
+                self.bar.set_postfix_str(f"loss={float(outputs['loss']):.4f}", refresh=False)
 
         def on_train_epoch_end(self, trainer, lit):
+            self.bar.close()
             m = trainer.callback_metrics
             test = evaluate(lit.net, data.test, cfg)
             lit.net.train()
@@ -134,14 +147,25 @@ def fit(net, data, cfg) -> FitResult:
         if cfg.restore_best:
             best = pl.callbacks.ModelCheckpoint(dirpath=tmp, monitor="val_loss", mode="min", save_top_k=1)
             callbacks.append(best)
-        trainer = pl.Trainer(
-            max_epochs=cfg.run_epochs, accelerator="gpu" if dev.type == "cuda" else "cpu",
-            devices=[dev.index or 0] if dev.type == "cuda" else 1, callbacks=callbacks, logger=False,
-            enable_checkpointing=best is not None, enable_model_summary=False, num_sanity_val_steps=0,
-            default_root_dir=tmp)
-        lit = module(net, cfg)
-        start = time.perf_counter()
-        trainer.fit(lit, datamodule=datamodule(data))
+        # Lightning's own progress bar would be a widget in Jupyter, lost in saved notebooks: the Record
+        # callback draws the PyTorch trainer's. Its start-up notes (accelerators, an advertisement) are
+        # silenced, and a deprecation warning it raises under this torch.
+        chatter = logging.getLogger("lightning.pytorch")
+        level = chatter.level
+        chatter.setLevel(logging.WARNING)
+        try:
+            trainer = pl.Trainer(
+                max_epochs=cfg.run_epochs, accelerator="gpu" if dev.type == "cuda" else "cpu",
+                devices=[dev.index or 0] if dev.type == "cuda" else 1, callbacks=callbacks, logger=False,
+                enable_checkpointing=best is not None, enable_model_summary=False, enable_progress_bar=False,
+                num_sanity_val_steps=0, default_root_dir=tmp)
+            lit = module(net, cfg, validate=data.val is not None)
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+                trainer.fit(lit, datamodule=datamodule(data))
+        finally:
+            chatter.setLevel(level)
         result = record.result
         result.wall_seconds = time.perf_counter() - start
         if data.val is not None:

@@ -264,10 +264,10 @@ def build(out_dir, data_dir=None, warn=None) -> Path:
                            _made(full, out_dir, spec), _notes(out_dir, spec)) if full else [f"# {spec.title or spec.name}"]
     if smoke:
         md += ["", "## Tiny runs (smoke mode: code checks, not results)", "",
-               "| It | Seed | Epochs | Test images | Final acc | Run (iteration, seed, recipe hash) |",
-               "|---|---|---|---|---|---|"]
-        md += [f"| {r['iteration']} | {r['seed']} | {r['epochs']} | {r['test_size']:,} | {r['final_test_acc']:.2f} | "
-               f"{r.get('run_id', Path(r['_path']).stem)} |" for r in smoke]
+               "| It | Seed | Framework | Epochs | Test images | Final acc | Run (iteration, seed, recipe hash) |",
+               "|---|---|---|---|---|---|---|"]
+        md += [f"| {r['iteration']} | {r['seed']} | {r.get('framework', 'pytorch')} | {r['epochs']} | {r['test_size']:,} | "
+               f"{r['final_test_acc']:.2f} | {r.get('run_id', Path(r['_path']).stem)} |" for r in smoke]
         md += [""] + [f"![{name}]({name})" for name in _plots(summarize(smoke), out_dir, prefix="tiny_")]
     return atomic_write_text(out_dir / "README.md", "\n".join(md) + "\n")
 
@@ -442,7 +442,37 @@ def _compare_plots(own: dict, sweeps, folder: Path, data_dir) -> list[str]:
         _savefig(fig, folder / name)
         plt.close(fig)
         made.append(name)
+        if not log:  # choices rather than amounts (frameworks): how each converges, epoch by epoch
+            made.append(_convergence(it, key, pairs, folder, plt))
     return made + _samples(items, folder, data_dir)
+
+
+def _convergence(it, key, pairs, folder: Path, plt) -> str:
+    """Training loss and held-out accuracy per epoch, and accuracy against training time, for each value
+    of a sweep (mean over seeds, up to the epochs every seed trained)."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for value, row in pairs:
+        n_ep = min(len(run["history"]) for run in row["runs"])
+        mean = {k: [statistics.fmean(run["history"][e][k] for run in row["runs"]) for e in range(n_ep)]
+                for k in ("train_loss", "test_acc", "seconds")}
+        ep = list(range(1, n_ep + 1))
+        elapsed = [sum(mean["seconds"][:e]) for e in ep]
+        axes[0].plot(ep, mean["train_loss"], marker="o", ms=3, label=str(value))
+        axes[1].plot(ep, mean["test_acc"], marker="o", ms=3, label=str(value))
+        axes[2].plot(elapsed, mean["test_acc"], marker="o", ms=3, label=str(value))
+    axes[0].set(xlabel="epoch", ylabel="training loss (mean per image)", yscale="log", title="Training loss")
+    axes[1].set(xlabel="epoch", ylabel="held-out test accuracy (%)", title="Held-out accuracy per epoch")
+    axes[2].set(xlabel="seconds of training (evaluation included)", ylabel="held-out test accuracy (%)",
+                title="Held-out accuracy against time")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title=key)
+    fig.suptitle(f"Notebook {it} ({pairs[0][1]['name']}): convergence by {key} (mean over seeds)")
+    fig.tight_layout()
+    name = f"converge_{it}_{key}.png"
+    _savefig(fig, folder / name)
+    plt.close(fig)
+    return name
 
 
 def _samples(items, folder: Path, data_dir) -> list[str]:

@@ -152,7 +152,7 @@ def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, thr
     """One job per (series, notebook, sweep value, seed), into <out>/<series>/. Every job's parameters
     are checked here, before anything runs, by building the Config its notebook will build.
     `iterations` picks notebooks (all when empty); it is meant for one series."""
-    from .trainer import pick_device
+    from .trainer import missing, run_device
 
     jobs = []
     for s in series:
@@ -173,7 +173,10 @@ def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, thr
                         cfg = Config.from_dict(values)
                     except LabError as exc:
                         raise LabError(f"{s.name}/{nb.name}{f' {variant}' if variant else ''}: {exc}") from None
-                    recipe = cfg.recipe(notebook_network(nb, values), pick_device(cfg.device))
+                    absent = missing(cfg)
+                    if absent:
+                        raise LabError(f"{s.name}/{nb.name}{f' {variant}' if variant else ''}: {absent}")
+                    recipe = cfg.recipe(notebook_network(nb, values), run_device(cfg))
                     rid = run_id(cfg.iteration, seed, cfg.smoke, recipe)
                     jobs.append(Job(it, seed, nb, folder / "notebooks" / f"{nb.stem}_{rid.split('_', 1)[1]}.ipynb",
                                     folder / "results" / f"{rid}.json", params, recipe, s.name, cfg.run_epochs))

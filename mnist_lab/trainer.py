@@ -28,15 +28,37 @@ def pick_device(name: str = "auto") -> torch.device:
         raise LabError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda'") from None
 
 
+def run_device(cfg: Config) -> torch.device:
+    """Where the run trains: `cfg.device`, but the CPU for NumPy and for Keras on tensorflow-cpu (the data,
+    the weights and the record stay there)."""
+    if cfg.framework == "numpy" or (cfg.framework == "keras" and cfg.keras_backend == "tensorflow"):
+        return torch.device("cpu")
+    return pick_device(cfg.device)
+
+
+# What each framework imports: checked before a series starts, so a missing one stops nothing midway.
+NEEDS = {"keras": ("keras",), "lightning": ("lightning",)}
+INSTALL = "pip install -e '.[frameworks]' (in the repository; `make setup` does it)"
+
+
+def missing(cfg: Config) -> str | None:
+    """A one-line message when the framework (or Keras' backend) this run needs is not installed."""
+    import importlib.util
+
+    needs = NEEDS.get(cfg.framework, ()) + ((cfg.keras_backend,) if cfg.framework == "keras" else ())
+    absent = [m for m in needs if importlib.util.find_spec(m) is None]
+    if absent:
+        return f"framework {cfg.framework!r} needs {', '.join(absent)}, not installed here: run `{INSTALL}`"
+    return None
+
+
 def setup(cfg: Config) -> torch.device:
     """Seed everything and set this run's threads; call before building the model."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # weights and dropout; data draws have their own generator
-    if cfg.framework == "numpy" or (cfg.framework == "keras" and cfg.keras_backend == "tensorflow"):
-        return torch.device("cpu")  # NumPy, tensorflow-cpu: the data, the weights and the record stay there
-    return pick_device(cfg.device)
+    return run_device(cfg)
 
 
 def adam(model, lr: float) -> torch.optim.Adam:

@@ -161,8 +161,8 @@ def test_parallel_equals_serial_at_equal_threads(series, mnist_root, tmp_path):
     (["--seeds", "0", "-1"], "seeds must be 0 or more, got [-1]"),
     (["--series", "study", "--iterations", "9"], "no notebook for iteration(s) [9]"),
     (["--iterations", "1"], "--iterations picks notebooks of one series; add --series NAME"),
-    (["--series", "studdy"], "no series 'studdy'; have baselines, study"),
-    (["--series", "baselines", "--set", "framework=jax"], "framework must be one of 'pytorch', 'numpy'"),
+    (["--series", "studdy"], "no series 'studdy'; have baselines, frameworks, study"),
+    (["--series", "baselines", "--set", "framework=jax"], "framework must be one of 'pytorch', 'keras', 'lightning', 'numpy'"),
     (["--set", "rotation=0"], "study/01_baseline.ipynb takes no parameter 'rotation'; pick the notebooks"),
     (["--series", "baselines", "--set", "framework=numpy"], "framework 'numpy' trains with minibatch SGD"),
 ])
