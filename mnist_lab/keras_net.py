@@ -48,6 +48,9 @@ def load(backend: str = "tensorflow"):
         importlib.import_module("tensorflow" if backend == "tensorflow" else backend)
         return importlib.import_module("keras")
     except ImportError as exc:
+        if exc.name == "jax":
+            raise LabError("keras_backend 'jax' needs JAX, not installed here: run `pip install jax` in this "
+                           "environment") from None
         missing = "TensorFlow and Keras" if backend == "tensorflow" else f"Keras and {backend}"
         raise LabError(f"framework 'keras' (backend {backend!r}) needs {missing}, which are not installed here "
                        f"({exc.name or exc}): run `{INSTALL}`") from None
@@ -202,7 +205,7 @@ def fit(net, data, cfg) -> FitResult:
     epochs = _Epochs(keras, data.train)
     val = _arrays(data.val) if data.val is not None else None
     history = _History(keras, model, data, cfg)
-    callbacks = [history]
+    callbacks = []
     if cfg.scheduler == "step":
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch: cfg.lr * cfg.gamma ** (epoch // cfg.step_size)))
@@ -215,6 +218,7 @@ def fit(net, data, cfg) -> FitResult:
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience or cfg.run_epochs + 1,
                                              restore_best_weights=cfg.restore_best)
         callbacks.append(stop)
+    callbacks.append(history)  # last: each epoch's learning rate is read after the scheduler has set it
     start = time.perf_counter()
     model.fit(epochs, epochs=cfg.run_epochs, validation_data=val, validation_batch_size=1000,
               callbacks=callbacks, verbose=0)
@@ -293,7 +297,7 @@ def _History(keras, model, data, cfg):
 
         def on_epoch_begin(self, epoch, logs=None):
             self.t0 = time.perf_counter()
-            self.lr = float(np.asarray(self.model.optimizer.learning_rate))
+            self.lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             self.bar = tqdm(total=len(data.train), desc=f"epoch {epoch + 1}/{cfg.run_epochs}", mininterval=1.0,
                             ncols=100)
 
@@ -305,7 +309,7 @@ def _History(keras, model, data, cfg):
 
         def on_epoch_end(self, epoch, logs=None):
             self.bar.close()
-            logp = np.concatenate([np.asarray(self.model(test_x[i:i + 1000], training=False))
+            logp = np.concatenate([keras.ops.convert_to_numpy(self.model(test_x[i:i + 1000], training=False))
                                    for i in range(0, len(test_y), 1000)])
             correct = int((logp.argmax(1) == test_y).sum())
             test = {"loss": float(-logp[np.arange(len(test_y)), test_y].mean()), "correct": correct,

@@ -291,7 +291,9 @@ def _made(full, out_dir: Path, spec) -> list[str]:
              f"- Devices: {', '.join(sorted({d for r in rows for d in r['devices']}))}; CPU threads per run: "
              f"{sorted({t for r in rows for t in r['threads'] if t is not None})}.",
              f"- Versions: torch {', '.join(sorted({v for r in rows for v in r['torch']}))}, "
-             f"Python {', '.join(sorted({r.get('python', '?') for r in full}))}.",
+             f"Python {', '.join(sorted({r.get('python', '?') for r in full}))}"
+             + "".join(f", {k} {v}" for k, v in sorted({(k, v) for r in full for k, v in r.get("versions", {}).items()
+                                                       if k != "keras_backend"})) + ".",
              f"- Code: commit(s) {', '.join(sorted({r.get('code', 'unknown') for r in full}))} (recorded by each run).",
              f"- Training time summed over runs: {sum(r['wall_seconds'] for r in full) / 60:.1f} min."]
     try:

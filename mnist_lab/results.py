@@ -16,7 +16,7 @@ from .io import atomic_write_bytes, atomic_write_json
 from .trainer import predict
 
 SCHEMA = 4  # 2: run_id and recipe; folders relative to the repository. 3: series, framework, restored_best.
-           # 4: versions (of the framework that trained the run)
+           # 4: versions (of the framework that trained the run); device_name: the CPU's model name
 
 
 def code_version() -> str:
@@ -30,6 +30,18 @@ def code_version() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def cpu_name() -> str:
+    """The CPU's model name. Two CPUs with the same vector instructions can still run different float
+    kernels (oneDNN and MKL pick theirs per model), so a run is remade bit for bit only on its model."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def framework_versions(cfg) -> dict:
@@ -83,7 +95,7 @@ def record(cfg, model: Net, fit_result, data, device) -> Path:
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),

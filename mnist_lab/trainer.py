@@ -47,6 +47,8 @@ def missing(cfg: Config) -> str | None:
 
     needs = NEEDS.get(cfg.framework, ()) + ((cfg.keras_backend,) if cfg.framework == "keras" else ())
     absent = [m for m in needs if importlib.util.find_spec(m) is None]
+    if absent == ["jax"]:  # an optional backend, not in the frameworks extra
+        return "keras_backend 'jax' needs JAX, not installed here: run `pip install jax` in this environment"
     if absent:
         return f"framework {cfg.framework!r} needs {', '.join(absent)}, not installed here: run `{INSTALL}`"
     return None

@@ -113,8 +113,14 @@ def test_each_result_has_its_executed_notebook_with_final_progress(all_results):
 
 
 
-@pytest.mark.skipif(__import__("torch").backends.cpu.get_cpu_capability() != "AVX512",
-                    reason="the committed runs were made with AVX-512; other vector instructions give other sums")
+# The committed study runs were made on a 2-vCPU AMD EPYC (x86_64, AVX-512); other CPU models run other
+# float kernels (an Intel Xeon with AVX-512 gives other sums from the first epoch), so the remake is
+# checked only on that model.
+MADE_ON = "AMD EPYC"
+
+
+@pytest.mark.skipif(not __import__("mnist_lab.results").results.cpu_name().startswith(MADE_ON),
+                    reason=f"the committed study runs were made on an {MADE_ON} CPU; other CPU models give other sums")
 def test_the_current_code_remakes_a_committed_run_bit_for_bit(tmp_path, mnist_root):
     """Iteration 1, seed 0 (one epoch), run now through papermill: the same history, confusion matrix,
     mistakes and weights as the committed file, made by an earlier commit."""

@@ -1,0 +1,181 @@
+"""The committed results of the frameworks series: complete, as its notebooks plan them, consistent
+across frameworks, and what its report and the README say."""
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_lab import runner, series
+from mnist_lab.config import run_id
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORTS = ROOT / "reports" / "frameworks"
+SEEDS = (0, 1, 2)
+VERSIONS = {"pytorch": set(), "keras": {"keras", "keras_backend", "tensorflow"}, "lightning": {"lightning"},
+            "numpy": {"numpy"}}
+
+
+@pytest.fixture(scope="module")
+def results():
+    return {p.name: json.loads(p.read_text()) for p in sorted((REPORTS / "results").glob("*.json"))}
+
+
+def by(results, it, framework, seed):
+    [r] = [r for r in results.values() if (r["iteration"], r["framework"], r["seed"]) == (it, framework, seed)]
+    return r
+
+
+def test_every_notebook_has_three_seeds_in_every_framework_it_lists(results):
+    spec = series.load(ROOT / "notebooks" / "frameworks")
+    want = {(it, v.get("framework", "pytorch"), s) for it in spec.notebooks for v in spec.variants(it) for s in SEEDS}
+    assert {(r["iteration"], r["framework"], r["seed"]) for r in results.values()} == want
+    assert len(results) == len(want) == 48
+    for name, r in results.items():
+        assert name == f"{r['run_id']}.json" == f"{run_id(r['iteration'], r['seed'], r['smoke'], r['recipe'])}.json"
+        assert not r["smoke"] and r["series"] == "frameworks" and r["schema"] == 4
+        assert r["recipe"]["threads"] == 1 and r["recipe"]["device"] == "cpu"
+        assert set(r["versions"]) == VERSIONS[r["framework"]], name
+
+
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() != "AVX512",
+                    reason="the committed runs were made with AVX-512; here the plan names runs of another recipe")
+def test_the_committed_runs_are_what_the_notebooks_plan_now():
+    spec = series.load(ROOT / "notebooks" / "frameworks")
+    jobs = runner.plan([spec], [], list(SEEDS), ROOT / "reports", {}, False, 1, ROOT / "data")
+    assert len(jobs) == 48 and all(runner.finished(j) == (True, None) for j in jobs)
+
+
+def test_each_run_is_complete_and_consistent(results):
+    for name, r in results.items():
+        h = r["history"]
+        assert [e["epoch"] for e in h] == list(range(1, len(h) + 1)) and len(h) <= r["epochs_planned"], name
+        kept = h[r["best_val_epoch"] - 1] if r["restored_best"] else h[-1]
+        assert r["final_test_acc"] == kept["test_acc"], name
+        # the confusion matrix comes from the checkpointed weights in PyTorch, the history from the framework
+        assert sum(r["confusion"][i][i] for i in range(10)) == kept["test_correct"], name
+        assert sum(map(sum, r["confusion"])) == r["test_size"] == 10_000, name
+        if len(h) < r["epochs_planned"]:
+            assert r["stopped_early"] and r["config"]["patience"] and r["config"]["val_fraction"], name
+        assert (REPORTS / "results" / r["checkpoint"]).is_file(), name
+        [nb] = (REPORTS / "notebooks").glob(f"{r['iteration']:02d}_*_{r['run_id'].split('_', 1)[1]}.ipynb")
+        assert json.loads(nb.read_text())["metadata"]["papermill"]["parameters"]["seed"] == r["seed"], name
+
+
+def test_the_same_network_has_the_same_parameters_in_every_framework(results):
+    for it in {r["iteration"] for r in results.values()}:
+        assert len({(r["params"], json.dumps(r["blocks"])) for r in results.values() if r["iteration"] == it}) == 1
+
+
+# Lightning's own epoch averages (of the training batches' loss and accuracy, and of the validation
+# batches') are float32 means: equal to the PyTorch trainer's sums in all but the last digits.
+AVERAGED = ("train_loss", "train_acc", "val_loss", "val_acc")
+
+
+def same_run(a: dict, b: dict):
+    """Two histories of the same arithmetic: held-out figures and learning rates equal, averages to float32."""
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert {k: v for k, v in x.items() if k not in AVERAGED + ("seconds",)} == \
+               {k: v for k, v in y.items() if k not in AVERAGED + ("seconds",)}
+        keys = [k for k in AVERAGED if k in x]
+        assert keys == [k for k in AVERAGED if k in y]
+        assert [x[k] for k in keys] == pytest.approx([y[k] for k in keys], rel=1e-5)
+
+
+def test_lightning_gave_exactly_the_pytorch_numbers(results):
+    """The same arithmetic in Lightning's loop: every held-out figure, every mistake, the same weights."""
+    for r in results.values():
+        if r["framework"] != "lightning":
+            continue
+        twin = by(results, r["iteration"], "pytorch", r["seed"])
+        same_run(r["history"], twin["history"])
+        assert r["mistakes"] == twin["mistakes"] and r["best_val_epoch"] == twin["best_val_epoch"]
+        sa, sb = (torch.load(REPORTS / "results" / x["checkpoint"], weights_only=True)["state_dict"] for x in (r, twin))
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("it,framework", [(2, "keras"), (5, "keras"), (1, "numpy")])
+def test_a_checkpoint_scores_in_pytorch_what_its_framework_measured(results, mnist_root, it, framework):
+    """Keras' CNN (kernels and the flatten order converted), Keras' restored DNN with BatchNorm, NumPy."""
+    from mnist_lab import Config, MNISTData, evaluate, load_model
+
+    r = by(results, it, framework, 0)
+    model = load_model(REPORTS / "results" / r["checkpoint"])
+    assert model.num_params() == r["params"] and model.blocks == r["blocks"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = Config(device="cpu", data_dir=str(mnist_root))
+        data = MNISTData.for_config(cfg, "cpu")
+        assert evaluate(model, data.test, cfg)["correct"] == 10_000 - len(r["mistakes"])
+    finally:
+        torch.set_num_threads(threads)
+    assert 10_000 - len(r["mistakes"]) == pytest.approx(100 * r["final_test_acc"], abs=0.5)
+
+
+def test_the_report_is_what_the_generator_makes_from_these_files(tmp_path, mnist_root, monkeypatch):
+    from mnist_lab import paths, report
+
+    monkeypatch.setattr(paths, "reports_dir", lambda: tmp_path)  # a copy of reports/: its notes too
+    shutil.copytree(REPORTS / "results", tmp_path / "frameworks" / "results")
+    shutil.copy(REPORTS / "run.json", tmp_path / "frameworks" / "run.json")
+    report.build(tmp_path / "frameworks", data_dir=mnist_root)
+    assert (tmp_path / "frameworks" / "README.md").read_text() == (REPORTS / "README.md").read_text()
+    for it in range(1, 6):
+        for name in (f"sweep_{it}_framework.png", f"converge_{it}_framework.png"):
+            assert (REPORTS / name).is_file(), name
+
+
+def test_the_report_answers_every_question_with_the_files_numbers(results):
+    text = (REPORTS / "README.md").read_text()
+    spec = series.load(ROOT / "notebooks" / "frameworks")
+    for q in spec.comparisons:
+        assert f"**{q['question']}**" in text
+    accs = [by(results, 3, "keras", s)["final_test_acc"] for s in SEEDS]
+    assert f"sigmoid_mlp (keras) {statistics.fmean(accs):.2f} ± {statistics.stdev(accs):.2f} (n=3)" in text
+    run = json.loads((REPORTS / "run.json").read_text())
+    assert run["runs"] == 48 and run["failed"] == 0 and f"`{run['command']}`" in text
+
+
+def test_readme_table_equals_the_files(results):
+    """The repository README's frameworks table: held-out mean ± std and seconds per epoch per framework."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| # | Network (document) | Params | PyTorch |"):].split("\n\n")[0]
+    for it in range(1, 6):
+        row = next(line for line in table.splitlines() if line.startswith(f"| {it} |"))
+        for framework in ("pytorch", "keras", "lightning", "numpy"):
+            runs = [r for r in results.values() if r["iteration"] == it and r["framework"] == framework]
+            if not runs:
+                continue
+            accs = [r["final_test_acc"] for r in runs]
+            secs = statistics.fmean(statistics.fmean(e["seconds"] for e in r["history"]) for r in runs)
+            assert f"{statistics.fmean(accs):.2f} ± {statistics.stdev(accs):.2f} ({secs:.2f} s)" in row, (row, framework)
+
+
+# The frameworks series was made on a 2-vCPU Intel Xeon (x86_64, AVX-512): only there are its sums remade.
+MADE_ON = "Intel(R) Xeon(R) Processor"
+
+
+@pytest.mark.skipif(__import__("mnist_lab.results").results.cpu_name() != MADE_ON,
+                    reason=f"the committed frameworks runs were made on an {MADE_ON}; other CPU models give other sums")
+def test_the_current_code_remakes_a_committed_keras_run_bit_for_bit(tmp_path, mnist_root):
+    """Notebook 1 in Keras, seed 0, through papermill in a fresh kernel: Keras on TensorFlow is as
+    repeatable as the PyTorch trainer (the same history, mistakes and weights as the committed file)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "papermill", "notebooks/frameworks/01_mlp.ipynb",
+                           str(tmp_path / "run.ipynb"), "-k", "python3", "-p", "framework", "keras", "-p", "seed", "0",
+                           "-p", "threads", "1", "-p", "results_dir", str(tmp_path), "-p", "data_dir", str(mnist_root)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    [new] = tmp_path.glob("it1_seed0_*.json")
+    a, b = json.loads(new.read_text()), json.loads((REPORTS / "results" / new.name).read_text())
+    strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]
+    assert strip(a["history"]) == strip(b["history"]) and a["mistakes"] == b["mistakes"]
+    sa, sb = (torch.load(p.with_suffix(".pt"), weights_only=True)["state_dict"]
+              for p in (new, REPORTS / "results" / new.name))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
