@@ -210,18 +210,23 @@ def fit(net, data, cfg) -> FitResult:
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch: cfg.lr * cfg.gamma ** (epoch // cfg.step_size)))
     elif cfg.scheduler == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.gamma,
-                                                           patience=cfg.plateau_patience))
+        # torch lowers the rate after `patience` bad epochs have passed (the next bad one), Keras once
+        # `patience` of them have: Keras' patience + 1 is torch's patience, the recipe's meaning.
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_nll", factor=cfg.gamma,
+                                                           patience=cfg.plateau_patience + 1))
     stop = None
     if cfg.patience or cfg.restore_best:
         # patience 0 with restore_best: never stop, but end with the best epoch's weights
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience or cfg.run_epochs + 1,
+        stop = keras.callbacks.EarlyStopping(monitor="val_nll", patience=cfg.patience or cfg.run_epochs + 1,
                                              restore_best_weights=cfg.restore_best)
         callbacks.append(stop)
     callbacks.append(history)  # last: each epoch's learning rate is read after the scheduler has set it
     start = time.perf_counter()
+    # shuffle=False: Keras would reorder a PyDataset's batches each epoch; the order is the seeded one
+    # the PyTorch trainer uses. The callbacks watch val_nll, the data loss: Keras' val_loss would add
+    # the L2 penalty of weight_decay.
     model.fit(epochs, epochs=cfg.run_epochs, validation_data=val, validation_batch_size=1000,
-              callbacks=callbacks, verbose=0)
+              callbacks=callbacks, verbose=0, shuffle=False)
     result = history.result
     result.wall_seconds = time.perf_counter() - start
     if val is not None:
@@ -318,8 +323,8 @@ def _History(keras, model, data, cfg):
                    "train_acc": 100 * float(logs["acc"]), "test_loss": test["loss"], "test_acc": test["acc"],
                    "test_correct": correct}
             val = None
-            if "val_loss" in logs:
-                val = {"loss": float(logs["val_loss"]), "acc": 100 * float(logs["val_acc"])}
+            if "val_nll" in logs:
+                val = {"loss": float(logs["val_nll"]), "acc": 100 * float(logs["val_acc"])}
                 row.update(val_loss=val["loss"], val_acc=val["acc"])
             row["seconds"] = time.perf_counter() - self.t0
             self.result.history.append(row)

@@ -161,6 +161,8 @@ MADE_ON = "Intel(R) Xeon(R) Processor"
 
 @pytest.mark.skipif(__import__("mnist_lab.results").results.cpu_name() != MADE_ON,
                     reason=f"the committed frameworks runs were made on an {MADE_ON}; other CPU models give other sums")
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("keras") is None,
+                    reason="the frameworks extra is not installed")
 def test_the_current_code_remakes_a_committed_keras_run_bit_for_bit(tmp_path, mnist_root):
     """Notebook 1 in Keras, seed 0, through papermill in a fresh kernel: Keras on TensorFlow is as
     repeatable as the PyTorch trainer (the same history, mistakes and weights as the committed file)."""

@@ -1,6 +1,7 @@
 """One block list in every framework: the Keras model compiled from it, the Lightning module around
 it, the NumPy trainer; equal parameter counts, weights carried both ways, a few tiny training steps
 in each, and the checkpoint each writes evaluated as a PyTorch network."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,10 +17,14 @@ from mnist_lab.blocks import bn, conv, dense, drop, flatten, head, pool, trans
 from mnist_lab.errors import LabError
 from mnist_lab.trainer import evaluate, predict
 
-keras_net = pytest.importorskip("mnist_lab.keras_net")
-lightning = pytest.importorskip("lightning")
+if importlib.util.find_spec("keras") is None or importlib.util.find_spec("lightning") is None:
+    # not `importorskip("keras")`: Keras must be imported the way keras_net.load does it (see there)
+    pytest.skip("the frameworks extra is not installed: pip install -e '.[frameworks]'", allow_module_level=True)
+from mnist_lab import keras_net  # noqa: E402
+
 keras = keras_net.load("tensorflow")
-from mnist_lab import lightning_net  # noqa: E402  (after Keras: see keras_net.load)
+import lightning  # noqa: E402  (after Keras: see keras_net.load)
+from mnist_lab import lightning_net  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,8 +50,9 @@ def test_every_network_has_the_same_parameters_in_every_framework(where, blocks)
     trainable, frozen = keras_net.count(model)
     assert trainable == net.num_params(), where           # weights and biases, BatchNorm's scale and shift
     assert frozen == buffers(net), where                  # BatchNorm's running mean and variance
+    # Lightning trains this very Net: its module holds nothing else
     lit = lightning_net.module(net, Config())
-    assert sum(p.numel() for p in lit.parameters()) == net.num_params()
+    assert [p is q for p, q in zip(lit.parameters(), net.parameters())] == [True] * len(list(net.parameters()))
 
 
 CONVNET = [conv(1, 8, bn=True), pool(), trans(8, 4), conv(4, 6, dropout=0.1), pool(), flatten(),
@@ -274,3 +280,22 @@ def test_time_to_a_target_accuracy_counts_every_epoch_until_it_is_reached():
     (mean, std, n), missed = to_target(row, 97.0)
     assert (mean, n, missed) == (3.0, 2, 1) and std == pytest.approx(1.4142, abs=1e-4)  # 4 s and 2 s; one never
     assert to_target(row, 99.0) == (None, 3)
+
+
+def test_keras_fit_takes_the_batches_in_the_seeded_order(mnist_root, tmp_path, monkeypatch):
+    """What Keras' fit actually asks the PyDataset for: every batch once per epoch, in order (Keras
+    would shuffle a PyDataset's batches unless told not to)."""
+    asked = []
+    make = keras_net._Epochs
+
+    def spy(keras_, batches):
+        epochs = make(keras_, batches)
+        get = epochs.__getitem__
+        type(epochs).__getitem__ = lambda self, i: (asked.append(i), get(i))[1]
+        return epochs
+
+    monkeypatch.setattr(keras_net, "_Epochs", spy)
+    cfg = tiny(mnist_root, tmp_path, framework="keras")
+    train(cfg, [flatten(), dense(784, 8), head()])
+    n = cfg.smoke_batches
+    assert asked[-2 * n:] == list(range(n)) * 2  # (Keras may peek at batch 0 first to learn the shapes)
