@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .config import CHOICES
 from .errors import LabError
 from .trainer import INSTALL, FitResult, epoch_line
 
-BACKENDS = ("tensorflow", "torch", "jax")
 
 
 def load(backend: str = "tensorflow"):
@@ -36,8 +36,8 @@ def load(backend: str = "tensorflow"):
             raise LabError(f"Keras is already loaded on the {keras.backend.backend()!r} backend in this process; "
                            f"restart the kernel to use keras_backend={backend!r}")
         return keras
-    if backend not in BACKENDS:
-        raise LabError(f"keras_backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend not in CHOICES["keras_backend"]:
+        raise LabError(f"keras_backend must be one of {', '.join(CHOICES['keras_backend'])}, got {backend!r}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     # torch's CUDA build imports triton lazily (torch._dynamo); importing it after TensorFlow crashes
     # the process (a segfault in triton's start-up), so it is imported first.
@@ -229,18 +229,12 @@ def fit(net, data, cfg) -> FitResult:
               callbacks=callbacks, verbose=0, shuffle=False)
     result = history.result
     result.wall_seconds = time.perf_counter() - start
-    if val is not None:
-        losses = [r["val_loss"] for r in result.history]
-        result.best_epoch = losses.index(min(losses)) + 1
+    result.best_by_val()
     if stop is not None:
-        result.stopped_early = stop.stopped_epoch > 0
-        if result.stopped_early:
-            print(f"early stop: val loss has not improved for {cfg.patience} epochs (best at epoch "
-                  f"{result.best_epoch})", flush=True)
+        if stop.stopped_epoch > 0:
+            result.stop(cfg.patience)
         if cfg.restore_best and stop.best_weights is not None:
-            result.best_epoch, result.restored = stop.best_epoch + 1, True
-            print(f"restored the weights of epoch {result.best_epoch} (lowest val loss): held-out test accuracy "
-                  f"{result.final['test_acc']:.2f}%", flush=True)
+            result.restore(stop.best_epoch + 1)
     weights_to_torch(links, net)
     return result
 

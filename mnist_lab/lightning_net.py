@@ -168,19 +168,13 @@ def fit(net, data, cfg) -> FitResult:
             chatter.setLevel(level)
         result = record.result
         result.wall_seconds = time.perf_counter() - start
-        if data.val is not None:
-            losses = [r["val_loss"] for r in result.history]
-            result.best_epoch = losses.index(min(losses)) + 1
+        result.best_by_val()
         if stop is not None and stop.stopped_epoch > 0:
-            result.stopped_early = True
-            print(f"early stop: val loss has not improved for {cfg.patience} epochs (best at epoch "
-                  f"{result.best_epoch})", flush=True)
+            result.stop(cfg.patience)
         if best is not None and best.best_model_path:
             ckpt = torch.load(best.best_model_path, map_location=dev, weights_only=True)
             lit.load_state_dict(ckpt["state_dict"])
-            result.best_epoch, result.restored = ckpt["epoch"] + 1, True
-            print(f"restored the weights of epoch {result.best_epoch} (lowest val loss): held-out test accuracy "
-                  f"{result.final['test_acc']:.2f}%", flush=True)
+            result.restore(ckpt["epoch"] + 1)
     return result
 
 

@@ -161,6 +161,24 @@ class FitResult:
         """The history row of the weights the model ends with: the last epoch, or the restored best."""
         return self.history[self.best_epoch - 1] if self.restored else self.history[-1]
 
+    # What every framework's trainer does and says at the end, in the same words.
+    def best_by_val(self):
+        """best_epoch: the first epoch with the lowest validation loss (when there was a validation split)."""
+        losses = [r["val_loss"] for r in self.history if "val_loss" in r]
+        if losses:
+            self.best_epoch = losses.index(min(losses)) + 1
+
+    def stop(self, waited: int):
+        self.stopped_early = True
+        print(f"early stop: val loss has not improved for {waited} epochs (best at epoch {self.best_epoch})",
+              flush=True)
+
+    def restore(self, epoch: int):
+        """The model now holds the weights of `epoch`."""
+        self.best_epoch, self.restored = epoch, True
+        print(f"restored the weights of epoch {epoch} (lowest val loss): held-out test accuracy "
+              f"{self.final['test_acc']:.2f}%", flush=True)
+
 
 def epoch_line(row: dict, test: dict, val: dict | None) -> str:
     """The line every trainer prints after an epoch."""
@@ -218,16 +236,12 @@ def fit_pytorch(model, data, cfg: Config) -> FitResult:
             else:
                 waited += 1
                 if cfg.patience and waited >= cfg.patience:
-                    print(f"early stop: val loss has not improved for {waited} epochs "
-                          f"(best at epoch {result.best_epoch})", flush=True)
-                    result.stopped_early = True
+                    result.stop(waited)
                     break
     result.wall_seconds = time.perf_counter() - start
     if cfg.restore_best and result.best_state is not None:
         model.load_state_dict(result.best_state)
-        result.restored = True
-        print(f"restored the weights of epoch {result.best_epoch} (lowest val loss): held-out test accuracy "
-              f"{result.final['test_acc']:.2f}%", flush=True)
+        result.restore(result.best_epoch)
     return result
 
 

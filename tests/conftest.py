@@ -37,3 +37,19 @@ def tiny_images():
     for i, y in enumerate(labels):
         images[i, 8:20, 8:20] = 20 * (int(y) + 1)
     return images, labels
+
+
+def rescore(checkpoint: Path, mnist_root: Path, result: dict) -> int:
+    """Rebuild a committed checkpoint's network, check it is the result file's, and count the held-out
+    images it gets right with one thread (as the run evaluated it)."""
+    from mnist_lab import Config, MNISTData, evaluate, load_model
+
+    model = load_model(checkpoint)
+    assert model.num_params() == result["params"] and model.blocks == result["blocks"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = Config(device="cpu", data_dir=str(mnist_root))
+        return evaluate(model, MNISTData.for_config(cfg, "cpu").test, cfg)["correct"]
+    finally:
+        torch.set_num_threads(threads)

@@ -104,19 +104,10 @@ def test_a_tiny_baselines_series_runs_with_papermill(tmp_path, mnist_root):
 
 @pytest.mark.parametrize("iteration", [5, 9])  # the NumPy-trained MLP, and the CNN with BatchNorm and dropout
 def test_a_checkpoint_rebuilds_its_network_and_scores_what_the_file_says(results, mnist_root, iteration):
-    from mnist_lab import Config, MNISTData, evaluate, load_model
+    from conftest import rescore
 
     r = next(r for r in results.values() if r["iteration"] == iteration and r["seed"] == 0)
-    model = load_model(REPORTS / "results" / r["checkpoint"])
-    assert model.num_params() == r["params"] and model.blocks == r["blocks"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the run evaluated it
-    try:
-        cfg = Config(device="cpu", data_dir=str(mnist_root))
-        data = MNISTData.for_config(cfg, "cpu")
-        assert evaluate(model, data.test, cfg)["correct"] == 10_000 - len(r["mistakes"])
-    finally:
-        torch.set_num_threads(threads)
+    assert rescore(REPORTS / "results" / r["checkpoint"], mnist_root, r) == 10_000 - len(r["mistakes"])
 
 
 def test_readme_headline_equals_the_files(results):

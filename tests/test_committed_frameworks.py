@@ -100,19 +100,10 @@ def test_lightning_gave_exactly_the_pytorch_numbers(results):
 @pytest.mark.parametrize("it,framework", [(2, "keras"), (5, "keras"), (1, "numpy")])
 def test_a_checkpoint_scores_in_pytorch_what_its_framework_measured(results, mnist_root, it, framework):
     """Keras' CNN (kernels and the flatten order converted), Keras' restored DNN with BatchNorm, NumPy."""
-    from mnist_lab import Config, MNISTData, evaluate, load_model
+    from conftest import rescore
 
     r = by(results, it, framework, 0)
-    model = load_model(REPORTS / "results" / r["checkpoint"])
-    assert model.num_params() == r["params"] and model.blocks == r["blocks"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        cfg = Config(device="cpu", data_dir=str(mnist_root))
-        data = MNISTData.for_config(cfg, "cpu")
-        assert evaluate(model, data.test, cfg)["correct"] == 10_000 - len(r["mistakes"])
-    finally:
-        torch.set_num_threads(threads)
+    assert rescore(REPORTS / "results" / r["checkpoint"], mnist_root, r) == 10_000 - len(r["mistakes"])
     assert 10_000 - len(r["mistakes"]) == pytest.approx(100 * r["final_test_acc"], abs=0.5)
 
 
