@@ -7,10 +7,10 @@ __version__ = "0.1.0"
 # `mnist-lab data` do not pay for importing torch.
 _EXPORTS = {
     "Net": "blocks", "conv": "blocks", "drop": "blocks", "head": "blocks", "pool": "blocks", "trans": "blocks",
-    "flatten": "blocks", "dense": "blocks", "bn": "blocks", "numpy_mlp": None,
+    "flatten": "blocks", "dense": "blocks", "bn": "blocks", "gap": "blocks", "numpy_mlp": None,
     "Config": "config", "MNISTData": "data", "portable": "paths", "LabError": "errors", "load_model": "results", "record": "results",
     "evaluate": "trainer", "fit": "trainer", "pick_device": "trainer", "predict": "trainer", "setup": "trainer",
-    "show": None,
+    "show": None, "steps": None,
 }
 __all__ = list(_EXPORTS)
 

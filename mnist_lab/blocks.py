@@ -13,14 +13,22 @@ from torch import nn
 
 
 # ---- specs: what a notebook writes ------------------------------------------------------------
-def conv(cin: int, cout: int, bn: bool = False, dropout: float = 0.0) -> dict:
-    """3x3 conv (padding 1, keeps the size) -> [BatchNorm] -> ReLU -> [Dropout]."""
-    return {"type": "conv", "cin": cin, "cout": cout, "bn": bn, "dropout": dropout}
+def conv(cin: int, cout: int, bn: bool = False, dropout: float = 0.0, pad: int = 1, bias: bool = True) -> dict:
+    """3x3 conv -> [BatchNorm] -> ReLU -> [Dropout].
+
+    pad=1 keeps the size (the study's); pad=0 shrinks it by 2 and grows the receptive field at no cost.
+    bias=False drops the conv's bias, which a following BatchNorm's shift makes redundant."""
+    return {"type": "conv", "cin": cin, "cout": cout, "bn": bn, "dropout": dropout, **_unless_default(pad=pad, bias=bias)}
 
 
-def trans(cin: int, cout: int) -> dict:
+def trans(cin: int, cout: int, bias: bool = True) -> dict:
     """1x1 transition conv -> ReLU: mixes or reduces channels cheaply."""
-    return {"type": "trans", "cin": cin, "cout": cout}
+    return {"type": "trans", "cin": cin, "cout": cout, **_unless_default(bias=bias)}
+
+
+def gap() -> dict:
+    """Global average pooling: (C, H, W) -> (C, 1, 1); a head after it needs no flatten size at all."""
+    return {"type": "gap"}
 
 
 def pool() -> dict:
@@ -50,9 +58,21 @@ def bn(features: int) -> dict:
     return {"type": "bn", "features": features}
 
 
-def head(classes: int = 10, dropout: float = 0.0) -> dict:
-    """Flatten -> [Dropout] -> one Linear -> log_softmax. Its input size is computed by Net."""
-    return {"type": "head", "classes": classes, "dropout": dropout}
+def head(classes: int = 10, dropout: float = 0.0, conv1x1: bool = False) -> dict:
+    """Flatten -> [Dropout] -> one Linear -> log_softmax. Its input size is computed by Net.
+
+    conv1x1=True: [Dropout] -> a 1x1 conv to `classes` channels -> flatten -> log_softmax, on the (C, 1, 1)
+    map that gap() leaves (the same weights as a Linear, declared as the all-convolutional nets do)."""
+    return {"type": "head", "classes": classes, "dropout": dropout, **_unless_default(conv1x1=conv1x1)}
+
+
+# A spec holds a setting added after networks were first recorded only when it differs from its
+# default, so that earlier networks keep their exact specs, recipes and run names.
+_DEFAULTS = {"pad": 1, "bias": True, "conv1x1": False}
+
+
+def _unless_default(**settings) -> dict:
+    return {k: v for k, v in settings.items() if v != _DEFAULTS[k]}
 
 
 # ---- modules ----------------------------------------------------------------------------------
@@ -63,9 +83,9 @@ def _named(**children) -> OrderedDict:
 # Blocks are Sequentials with named children: summaries list only the real layers, and state-dict
 # keys read like "0.conv.weight", "0.bn.running_mean".
 class ConvBlock(nn.Sequential):
-    def __init__(self, cin, cout, bn=False, dropout=0.0):
+    def __init__(self, cin, cout, bn=False, dropout=0.0, pad=1, bias=True):
         super().__init__(_named(
-            conv=nn.Conv2d(cin, cout, 3, padding=1),  # with bias, as the study
+            conv=nn.Conv2d(cin, cout, 3, padding=pad, bias=bias),  # the study's: padding 1, with bias
             bn=nn.BatchNorm2d(cout) if bn else None,
             act=nn.ReLU(),
             drop=nn.Dropout(dropout) if dropout else None,
@@ -73,8 +93,8 @@ class ConvBlock(nn.Sequential):
 
 
 class Transition(nn.Sequential):
-    def __init__(self, cin, cout):
-        super().__init__(_named(conv=nn.Conv2d(cin, cout, 1), act=nn.ReLU()))
+    def __init__(self, cin, cout, bias=True):
+        super().__init__(_named(conv=nn.Conv2d(cin, cout, 1, bias=bias), act=nn.ReLU()))
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "none": None}
@@ -111,11 +131,25 @@ class Head(nn.Sequential):
         ))
 
 
+class ConvHead(nn.Sequential):
+    def __init__(self, shape, classes=10, dropout=0.0):
+        if len(shape) != 3 or shape[1:] != (1, 1):
+            raise ValueError(f"head(conv1x1=True) reads a (C, 1, 1) map, not {shape}: put gap() before it")
+        super().__init__(_named(
+            drop=nn.Dropout(dropout) if dropout else None,
+            conv=nn.Conv2d(shape[0], classes, 1),
+            flatten=nn.Flatten(),
+            logsoftmax=nn.LogSoftmax(dim=1),
+        ))
+
+
 # spec, shape of what comes in (without the batch) -> module
 _BUILD = {
-    "conv": lambda s, shape: ConvBlock(s["cin"], s["cout"], s.get("bn", False), s.get("dropout", 0.0)),
-    "trans": lambda s, shape: Transition(s["cin"], s["cout"]),
+    "conv": lambda s, shape: ConvBlock(s["cin"], s["cout"], s.get("bn", False), s.get("dropout", 0.0),
+                                       s.get("pad", 1), s.get("bias", True)),
+    "trans": lambda s, shape: Transition(s["cin"], s["cout"], s.get("bias", True)),
     "pool": lambda s, shape: nn.MaxPool2d(2),
+    "gap": lambda s, shape: nn.AdaptiveAvgPool2d(1),
     "drop": lambda s, shape: nn.Dropout(s["p"]),
     "flatten": lambda s, shape: nn.Flatten(),
     "dense": lambda s, shape: Dense(s["fin"], s["fout"], s.get("act", "relu"), s.get("init", "default")),
@@ -147,7 +181,11 @@ class Net(nn.Sequential):
                 raise ValueError(f"block {i} ({b['type']}) does not fit what comes before it: {exc}") from None
             body.append(module.train())
         spec = blocks[-1]
-        super().__init__(*body, Head(probe[0].numel(), spec.get("classes", 10), spec.get("dropout", 0.0)))
+        if spec.get("conv1x1"):
+            last = ConvHead(tuple(probe.shape[1:]), spec.get("classes", 10), spec.get("dropout", 0.0))
+        else:
+            last = Head(probe[0].numel(), spec.get("classes", 10), spec.get("dropout", 0.0))
+        super().__init__(*body, last)
         self.blocks = [dict(b) for b in blocks]
         self.input_shape = tuple(input_shape)
 
@@ -156,16 +194,52 @@ class Net(nn.Sequential):
 
 
 def layer_counts(blocks: list[dict]) -> dict:
-    """The report's layer columns: conv (3x3 and 1x1), maxpool, linear, BatchNorm, dropout, total."""
-    c = {"conv": 0, "maxpool": 0, "linear": 0, "batchnorm": 0, "dropout": 0}
+    """The report's layer columns: conv (3x3 and 1x1), maxpool, global average pooling, linear, BatchNorm,
+    dropout, total."""
+    c = {"conv": 0, "maxpool": 0, "gap": 0, "linear": 0, "batchnorm": 0, "dropout": 0}
     for b in blocks:
         t = b["type"]
-        if t in ("conv", "trans"):
+        if t in ("conv", "trans") or (t == "head" and b.get("conv1x1")):
             c["conv"] += 1
         c["batchnorm"] += bool(t == "conv" and b.get("bn")) + (t == "bn")
         c["linear"] += t == "dense"
         c["dropout"] += bool(t in ("conv", "head") and b.get("dropout")) + (t == "drop")
         c["maxpool"] += t == "pool"
-        c["linear"] += t == "head"
+        c["gap"] += t == "gap"
+        c["linear"] += t == "head" and not b.get("conv1x1")
     c["total"] = sum(c.values())
     return c
+
+
+# ---- receptive field ----------------------------------------------------------------------------
+# (kernel, stride, padding) of the blocks that change the geometry; the rest (BatchNorm, Dropout) keep it.
+def _geometry(spec, n):
+    t = spec["type"]
+    if t == "conv":
+        return 3, 1, spec.get("pad", 1)
+    if t == "trans":
+        return 1, 1, 0
+    if t == "pool":
+        return 2, 2, 0
+    if t == "gap":  # one window over the whole map
+        return n, 1, 0
+    return None
+
+
+def receptive_field(blocks: list[dict], size: int = 28) -> list[dict]:
+    """Per layer that changes the geometry: output size n, jump j (input pixels between neighbouring
+    outputs) and receptive field r, from n_out = (n_in + 2p - k) / s + 1, j_out = j_in * s,
+    r_out = r_in + (k - 1) * j_in, starting from the input (n = size, j = 1, r = 1). A flatten (or a
+    Linear head) sees everything that reaches it; the table ends there."""
+    rows, n, j, r = [{"layer": "input", "k": "", "s": "", "p": "", "n": size, "j": 1, "r": 1}], size, 1, 1
+    for i, b in enumerate(blocks):
+        g = _geometry(b, n)
+        if g is None:
+            if b["type"] in ("flatten", "dense", "head") and not (b["type"] == "head" and b.get("conv1x1")):
+                break
+            continue
+        k, s, p = g
+        n, j, r = (n + 2 * p - k) // s + 1, j * s, r + (k - 1) * j
+        name = {"conv": "conv 3x3", "trans": "conv 1x1", "pool": "maxpool 2", "gap": "GAP"}[b["type"]]
+        rows.append({"layer": f"{i} {name}", "k": k, "s": s, "p": p, "n": n, "j": j, "r": r})
+    return rows

@@ -15,7 +15,8 @@ from .errors import LabError
 from .io import atomic_write_text
 
 SCHEDULES = {"none": "constant lr", "step": "StepLR({step_size}, {gamma:g})",
-             "plateau": "ReduceLROnPlateau({gamma:g}, patience {plateau_patience})"}
+             "plateau": "ReduceLROnPlateau({gamma:g}, patience {plateau_patience})",
+             "onecycle": "OneCycleLR(peak at {pct_start:g} of the steps)"}
 
 
 def _stats(xs):
@@ -58,7 +59,7 @@ def describe(row) -> dict:
         "optimizer": f"{c.get('optimizer', 'adam')} {runs[0]['lr']:g}"
                      + (f", wd {c['weight_decay']:g}" if c.get("weight_decay") else ""),
         "schedule": SCHEDULES.get(c.get("scheduler", "step"), "?").format(**{**{"step_size": 15, "gamma": 0.1,
-                                                                               "plateau_patience": 2}, **c}),
+                                                                               "plateau_patience": 2, "pct_start": 0.3}, **c}),
         "stopping": stopping + (f", {100 * c['val_fraction']:.3g} % validation" if c.get("val_fraction") else ""),
         "augment": ", ".join(x for x in (f"rotation ±{c.get('rotation', 15.0):g}°" if c.get("rotation", 15.0) else "",
                                          f"crop p={c.get('crop_p', 0.1):g}" if c.get("crop_p", 0.1) else "") if x)
@@ -222,7 +223,11 @@ def build(out_dir: Path, spec, defaults, rows, full, data_dir, plots, made, note
           "twice its standard error. Times are measured while the series ran, with the thread count below.", "",
           "## The networks, each at its own recipe", ""]
     md += _table(own)
-    md += ["", "## The documents' questions, answered on held-out data", ""] + questions(own, spec, sweeps) + [""]
+    if spec.report == "steps":
+        from . import steps
+        md += [""] + steps.section(own, spec, verdict, _pm, sweeps)
+    heading = "The steps compared" if spec.report == "steps" else "The documents' questions"
+    md += ["", f"## {heading}, answered on held-out data", ""] + questions(own, spec, sweeps) + [""]
     md += _sweep_section(sweeps, spec)
     md += ["## Plots", ""] + [f"![{name}]({name})" for name in plots(own, sweeps, out_dir, data_dir)]
     if notes:

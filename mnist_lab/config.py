@@ -31,7 +31,10 @@ class Config:
     weight_decay: float = 0.0   # L2 penalty, added to the gradient by the optimizer (as torch's weight_decay)
     step_size: int = 15         # StepLR: multiply lr by gamma every this many epochs
     gamma: float = 0.1          # StepLR or ReduceLROnPlateau decay factor
-    scheduler: str = "step"     # "step" (StepLR, the study's), "plateau" (ReduceLROnPlateau on val loss) or "none"
+    scheduler: str = "step"     # "step" (StepLR, the study's), "plateau" (ReduceLROnPlateau on val loss),
+                                # "onecycle" (OneCycleLR up to lr and down, stepped every batch) or "none"
+    pct_start: float = 0.3      # "onecycle": fraction of all steps spent raising the lr to its peak
+    label_smoothing: float = 0.0  # training loss: cross-entropy against (1 - s) * one-hot + s / classes
     plateau_patience: int = 2   # "plateau": epochs without val-loss improvement before lr *= gamma
     val_fraction: float = 0.0   # fraction of the training set held out for validation (0 = none)
     patience: int = 0           # early stopping: epochs without val-loss improvement (0 = off)
@@ -83,6 +86,13 @@ class Config:
             if wrong:
                 raise LabError(f"framework 'numpy' trains with minibatch SGD on the CPU, an optional StepLR, no "
                                f"early stopping and no augmentation; not {', '.join(wrong)}")
+        if self.framework == "keras" and (self.scheduler == "onecycle" or self.label_smoothing):
+            raise LabError("framework 'keras' here trains with scheduler 'step', 'plateau' or 'none' and without "
+                           "label smoothing; use framework 'pytorch' or 'lightning' for this recipe")
+        if not 0 <= self.label_smoothing < 1:
+            raise LabError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 < self.pct_start < 1:
+            raise LabError(f"pct_start must be in (0, 1), got {self.pct_start}")
         if self.framework == "keras" and self.keras_backend == "tensorflow" and self.device not in ("auto", "cpu"):
             raise LabError(f"framework 'keras' on TensorFlow runs on the CPU here (tensorflow-cpu), not device "
                            f"{self.device!r}: use device='cpu', or keras_backend='torch'")
@@ -144,7 +154,9 @@ class Config:
             r.pop("keras_backend", None)
         if self.scheduler != "plateau":
             del r["plateau_patience"]
-        if self.scheduler == "none":
+        if self.scheduler != "onecycle":
+            del r["pct_start"]
+        if self.scheduler in ("none", "onecycle"):  # neither reads StepLR's settings
             del r["step_size"], r["gamma"]
         kind = torch.device(device).type
         r["device"] = kind
@@ -171,8 +183,9 @@ class Config:
 NOT_RECIPE = ("name", "series", "device", "data_dir", "results_dir", "log_every")
 # Settings added after runs were first recorded: left out of the recipe at these defaults.
 OMITTED_AT_DEFAULT = {"optimizer": "adam", "momentum": 0.0, "weight_decay": 0.0, "restore_best": False,
-                      "rotation": 15.0, "crop_p": 0.1, "framework": "pytorch", "keras_backend": "tensorflow"}
-CHOICES = {"scheduler": ("step", "plateau", "none"), "optimizer": ("adam", "rmsprop", "sgd"),
+                      "rotation": 15.0, "crop_p": 0.1, "framework": "pytorch", "keras_backend": "tensorflow",
+                      "label_smoothing": 0.0}
+CHOICES = {"scheduler": ("step", "plateau", "onecycle", "none"), "optimizer": ("adam", "rmsprop", "sgd"),
            "framework": ("pytorch", "keras", "lightning", "numpy"), "keras_backend": ("tensorflow", "torch", "jax")}
 
 # What the NumPy trainer does (mnist_lab/numpy_mlp.py): anything else is refused before a run starts.

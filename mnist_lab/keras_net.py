@@ -90,7 +90,10 @@ def build(blocks: list[dict], input_shape=(1, 28, 28), keras=None, weight_decay:
     for i, b in enumerate(blocks[:-1]):
         t = b["type"]
         if t in ("conv", "trans"):
-            add(L.Conv2D(b["cout"], 3 if t == "conv" else 1, padding="same", **dense_reg), f"{i}.conv", "conv")
+            bias = b.get("bias", True)
+            add(L.Conv2D(b["cout"], 3 if t == "conv" else 1, padding="valid" if b.get("pad", 1) == 0 else "same",
+                         use_bias=bias, kernel_regularizer=reg, bias_regularizer=reg if bias else None),
+                f"{i}.conv", "conv")
             if b.get("bn"):
                 add(_bn(L, bn_reg), f"{i}.bn", "bn")
             add(L.ReLU())
@@ -98,6 +101,8 @@ def build(blocks: list[dict], input_shape=(1, 28, 28), keras=None, weight_decay:
                 add(L.Dropout(b["dropout"]))
         elif t == "pool":
             add(L.MaxPooling2D(2))
+        elif t == "gap":
+            add(L.GlobalAveragePooling2D(keepdims=True))
         elif t == "drop":
             add(L.Dropout(b["p"]))
         elif t == "flatten":
@@ -111,10 +116,16 @@ def build(blocks: list[dict], input_shape=(1, 28, 28), keras=None, weight_decay:
         else:
             raise LabError(f"block {i} ({t}) has no Keras translation")
     spec = blocks[-1]
-    flatten()
-    if spec.get("dropout"):
-        add(L.Dropout(spec["dropout"]))
-    add(L.Dense(spec.get("classes", 10), **dense_reg), f"{len(blocks) - 1}.fc", "dense")
+    if spec.get("conv1x1"):
+        if spec.get("dropout"):
+            add(L.Dropout(spec["dropout"]))
+        add(L.Conv2D(spec.get("classes", 10), 1, **dense_reg), f"{len(blocks) - 1}.conv", "conv")
+        flatten()
+    else:
+        flatten()
+        if spec.get("dropout"):
+            add(L.Dropout(spec["dropout"]))
+        add(L.Dense(spec.get("classes", 10), **dense_reg), f"{len(blocks) - 1}.fc", "dense")
     add(L.Activation("log_softmax"))  # the torch Net's output: log-probabilities
     return keras.Model(inp, x), links
 
@@ -134,8 +145,8 @@ def weights_to_keras(net, links):
     state = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
     for prefix, layer, kind, rows in links:
         W = state[f"{prefix}.weight"]
-        if kind == "conv":
-            layer.set_weights([W.transpose(2, 3, 1, 0), state[f"{prefix}.bias"]])
+        if kind == "conv":  # a conv without bias (bias=False) has only its kernel
+            layer.set_weights([W.transpose(2, 3, 1, 0)] + ([state[f"{prefix}.bias"]] if f"{prefix}.bias" in state else []))
         elif kind == "dense":
             layer.set_weights([W.T if rows is None else W.T[rows], state[f"{prefix}.bias"]])
         else:
@@ -149,7 +160,9 @@ def weights_to_torch(links, net):
     for prefix, layer, kind, rows in links:
         ws = [np.asarray(v) for v in layer.get_weights()]
         if kind == "conv":
-            new[f"{prefix}.weight"], new[f"{prefix}.bias"] = ws[0].transpose(3, 2, 0, 1), ws[1]
+            new[f"{prefix}.weight"] = ws[0].transpose(3, 2, 0, 1)
+            if len(ws) > 1:
+                new[f"{prefix}.bias"] = ws[1]
         elif kind == "dense":
             kernel = ws[0]
             if rows is not None:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .errors import LabError
-from .trainer import INSTALL, FitResult, _prepare, epoch_line, evaluate, optimizer_for, place, scheduler_for
+from .trainer import INSTALL, FitResult, _prepare, epoch_line, evaluate, loss_fn, optimizer_for, place, scheduler_for
 
 
 
@@ -47,7 +47,7 @@ def module(net, cfg, validate: bool = True):
         def _step(self, batch, split):
             x, y = batch
             out = self(x)
-            loss = F.nll_loss(out, y)
+            loss = (loss_fn(cfg) if split == "train" else F.nll_loss)(out, y)
             # on_epoch: Lightning averages over the epoch, weighted by batch size (a mean per image)
             self.log(f"{split}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
             self.log(f"{split}_acc", 100 * (out.argmax(1) == y).float().mean(), on_step=False, on_epoch=True,
@@ -59,10 +59,10 @@ def module(net, cfg, validate: bool = True):
 
         def configure_optimizers(self):
             opt = optimizer_for(self.net, cfg)
-            sched = scheduler_for(opt, cfg)
+            sched = scheduler_for(opt, cfg, self.trainer.estimated_stepping_batches // max(1, cfg.run_epochs))
             if sched is None:
                 return opt
-            config = {"scheduler": sched, "interval": "epoch"}
+            config = {"scheduler": sched, "interval": "step" if cfg.scheduler == "onecycle" else "epoch"}
             if cfg.scheduler == "plateau":
                 config["monitor"] = "val_loss"
             return {"optimizer": opt, "lr_scheduler": config}

@@ -20,7 +20,8 @@ from .errors import LabError
 from .paths import base, portable, reports_dir
 from .results import read_result
 
-BLOCK_NAMES = ("conv", "trans", "pool", "drop", "head", "flatten", "dense", "bn")  # what a Net([...]) may use
+BLOCK_NAMES = ("conv", "trans", "pool", "drop", "head", "flatten", "dense", "bn", "gap")  # what a Net([...]) may use
+CONFIG_KEYS = frozenset(Config.__dataclass_fields__)
 
 
 @dataclass
@@ -82,12 +83,7 @@ def notebook_defaults(path: Path) -> dict:
     return out
 
 
-def notebook_network(path: Path, params: dict) -> list[dict]:
-    """The block list a notebook declares in its `Net([...])` call, read without running the notebook
-    (the list is evaluated with the block constructors and the run's parameters, nothing else)."""
-    from . import blocks
-
-    names = {n: getattr(blocks, n) for n in BLOCK_NAMES}
+def _net_calls(path: Path) -> list:
     found = []
     for cell in _code_cells(path):
         try:
@@ -96,6 +92,22 @@ def notebook_network(path: Path, params: dict) -> list[dict]:
             continue
         found += [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                   and n.func.id == "Net" and n.args]
+    return found
+
+
+def notebook_network_source(path: Path) -> str:
+    """The source of the block list in the notebook's Net([...]) call ("" when there is none)."""
+    found = _net_calls(path)
+    return ast.unparse(found[0].args[0]) if len(found) == 1 else ""
+
+
+def notebook_network(path: Path, params: dict) -> list[dict]:
+    """The block list a notebook declares in its `Net([...])` call, read without running the notebook
+    (the list is evaluated with the block constructors and the run's parameters, nothing else)."""
+    from . import blocks
+
+    names = {n: getattr(blocks, n) for n in BLOCK_NAMES}
+    found = _net_calls(path)
     if len(found) != 1:
         raise LabError(f"{path.name} must declare its network in exactly one Net([...]) call; found {len(found)}")
     expr = ast.Expression(found[0].args[0])
@@ -169,8 +181,8 @@ def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, thr
                     params = dict(overrides, **variant, series=s.name, seed=seed, smoke=smoke, threads=threads,
                                   data_dir=portable(data_dir), results_dir=portable(folder / "results"))
                     values = dict(defaults, **params)
-                    try:
-                        cfg = Config.from_dict(values)
+                    try:  # the notebook's other parameters (a dropout rate, a width) shape only its network
+                        cfg = Config.from_dict({k: v for k, v in values.items() if k in CONFIG_KEYS})
                     except LabError as exc:
                         raise LabError(f"{s.name}/{nb.name}{f' {variant}' if variant else ''}: {exc}") from None
                     absent = missing(cfg)

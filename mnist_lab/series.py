@@ -3,7 +3,7 @@
 The folder's name is the series' name; its runs, executed notebooks and report go to
 `<out>/<name>/`. `series.json` says what the series is and what its report compares:
 
-    {"title": "...", "report": "study" | "compare",
+    {"title": "...", "report": "study" | "compare" | "steps",
      "sweeps": [{"notebook": 4, "vary": {"batch_size": [32, 128, 512, 2048]}}],
      "comparisons": [{"question": "CNN vs MLP", "a": 3, "b": 4}, ...]}
 
@@ -11,6 +11,8 @@ A sweep adds runs of one notebook with one parameter changed (each its own recip
 comparison names two notebooks (their own recipes), or a notebook and one of its sweep's runs
 ({"notebook": 1, "framework": "keras"}), whose held-out means the report sets side by side. A sweep's
 "target" (a held-out accuracy in %) adds the time each run took to first reach it.
+A "steps" series (mnist_lab/steps.py) also states its "goal" ({"params_below": 8000, "acc": 99.4,
+"last": 3, "max_epochs": 15}); its report adds each step's Target, Result and Analysis.
 "notes" go into every report of the series, "reports_notes" (how the committed results were made)
 only into the repository's reports/<name>/README.md.
 """
@@ -22,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import Config
 from .errors import LabError
 
 NOTEBOOK = re.compile(r"^(\d+)_.*\.ipynb$")
@@ -40,6 +43,7 @@ class Series:
     comparisons: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)          # shown in every report of this series
     reports_notes: list[str] = field(default_factory=list)  # about the committed results: in reports/ only
+    goal: dict = field(default_factory=dict)  # "steps" series: what the steps aim for (see mnist_lab/steps.py)
 
     def variants(self, iteration: int) -> list[dict]:
         """The overrides of each run of notebook `iteration`: its own recipe ({}) first, then its sweeps."""
@@ -83,12 +87,20 @@ def load(folder) -> Series:
             s.comparisons = list(spec.get("comparisons", []))
             s.notes = [str(n) for n in spec.get("notes", [])]
             s.reports_notes = [str(n) for n in spec.get("reports_notes", [])]
+            s.goal = dict(spec.get("goal", {}))
+            from .steps import GOAL
+            for key, value in s.goal.items():
+                if key not in GOAL or not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                    raise ValueError(f"goal {key!r}: known keys {', '.join(GOAL)}, each a positive number")
             for sweep in s.sweeps:
                 if sweep["notebook"] not in notebooks or not isinstance(sweep["vary"], dict):
                     raise ValueError(f"sweep {sweep} names no notebook of this series")
                 for key, values in sweep["vary"].items():
                     if key in RUNNER_KEYS:
                         raise ValueError(f"sweep over {key!r}: the runner sets it (use --seeds, --series ...)")
+                    if key not in Config.__dataclass_fields__:  # the report tells a sweep's runs apart by their settings
+                        raise ValueError(f"sweep over {key!r}: sweep a run setting (a key of Config), or declare the "
+                                         "other network in a notebook of its own")
                     if not isinstance(values, list) or not values or \
                             not all(isinstance(v, (int, float, str, bool)) for v in values):
                         raise ValueError(f"sweep over {key!r}: give a non-empty list of values, not {values!r}")
@@ -99,8 +111,8 @@ def load(folder) -> Series:
             for sweep in s.sweeps:
                 if "target" in sweep and not isinstance(sweep["target"], (int, float)):
                     raise ValueError(f"sweep {sweep}: target is a held-out accuracy in %, e.g. 98.5")
-            if s.report not in ("study", "compare"):
-                raise ValueError(f"report must be 'study' or 'compare', not {s.report!r}")
+            if s.report not in ("study", "compare", "steps"):
+                raise ValueError(f"report must be 'study', 'compare' or 'steps', not {s.report!r}")
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LabError(f"{manifest} is not a valid series file ({exc})") from None
     return s

@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .augment import MEAN, STD, augment
+from .blocks import receptive_field
 from .trainer import predict
 
 
@@ -17,6 +18,21 @@ def summary(model) -> None:
     with torch.random.fork_rng(devices=[]):  # torchsummary draws a random input and runs in train mode
         ts(copy.deepcopy(model).cpu(), model.input_shape, device="cpu")
     print(f"parameters: {model.num_params():,}")
+    print(receptive_field_table(model.blocks, model.input_shape[-1]))
+
+
+def receptive_field_table(blocks, size: int = 28) -> str:
+    """The receptive-field table as text: per layer kernel, stride, padding, output size, jump, receptive field."""
+    rows = receptive_field(blocks, size)
+    lines = ["receptive field (n: output size, j: jump, r: receptive field, in input pixels)",
+             f"{'layer':<14}{'k':>4}{'s':>4}{'p':>4}{'n':>5}{'j':>4}{'r':>5}"]
+    lines += [f"{r['layer']:<14}{r['k']:>4}{r['s']:>4}{r['p']:>4}{r['n']:>5}{r['j']:>4}{r['r']:>5}" for r in rows]
+    last = rows[-1]
+    if len(rows) == 1:
+        lines.append("no convolution: the first dense layer sees the whole input")
+    elif last["r"] < size:
+        lines.append(f"the last layer before the head sees {last['r']}x{last['r']} of the {size}x{size} input")
+    return "\n".join(lines)
 
 
 def digit_grid(images, titles, cols=6, size=1.6, fontsize=9):

@@ -82,8 +82,14 @@ def optimizer_for(model, cfg: Config) -> torch.optim.Optimizer:
                            foreach=True)
 
 
-def scheduler_for(optimizer, cfg: Config):
-    """StepLR, ReduceLROnPlateau (stepped with the validation loss) or None."""
+def scheduler_for(optimizer, cfg: Config, steps_per_epoch: int = 0):
+    """StepLR, ReduceLROnPlateau (stepped with the validation loss), OneCycleLR (stepped after every batch,
+    over `steps_per_epoch` * the run's epochs) or None."""
+    if cfg.scheduler == "onecycle":
+        # the lr climbs from lr/25 to lr over pct_start of the steps, then anneals to lr/25e4 (torch's
+        # defaults); SGD's momentum (Adam's beta1) cycles the other way, 0.95 -> 0.85 -> 0.95
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, epochs=cfg.run_epochs,
+                                                   steps_per_epoch=steps_per_epoch, pct_start=cfg.pct_start)
     if cfg.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.gamma, patience=cfg.plateau_patience)
     if cfg.scheduler == "step":
@@ -103,8 +109,19 @@ def _prepare(x, cfg):
     return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
 
 
-def train_one_epoch(model, batches, optimizer, cfg: Config, desc: str = "") -> dict:
+def loss_fn(cfg: Config):
+    """The training loss on the net's log-probabilities: NLL, or with label smoothing the cross-entropy
+    against smoothed targets (log_softmax of log-probabilities is the identity, so cross_entropy applies)."""
+    if cfg.label_smoothing:
+        return lambda out, y: F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
+    return F.nll_loss
+
+
+def train_one_epoch(model, batches, optimizer, cfg: Config, desc: str = "", per_batch=None) -> dict:
+    """One pass over `batches`; `per_batch` is a scheduler stepped after every optimizer step (OneCycleLR).
+    The loss and accuracy it returns are those of the training loss as trained (smoothed, when set)."""
     model.train()
+    criterion = loss_fn(cfg)
     dev = batches.images.device
     # Sums stay on the device and are read once per epoch (or when the bar shows them), so CUDA
     # never waits on the host inside the loop.
@@ -115,10 +132,12 @@ def train_one_epoch(model, batches, optimizer, cfg: Config, desc: str = "") -> d
                ncols=100)
     for i, (x, y) in enumerate(bar):
         out = model(_prepare(x, cfg))
-        loss = F.nll_loss(out, y)
+        loss = criterion(out, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if per_batch is not None:
+            per_batch.step()
         with torch.no_grad():
             loss_sum += loss.detach() * len(y)
             correct += (out.argmax(1) == y).sum()
@@ -209,13 +228,15 @@ def fit_pytorch(model, data, cfg: Config) -> FitResult:
     """The PyTorch loop: Adam (or the recipe's optimizer) and a per-epoch scheduler."""
     dev = data.train.images.device
     optimizer = optimizer_for(place(model, cfg, dev), cfg)
-    scheduler = scheduler_for(optimizer, cfg)
+    scheduler = scheduler_for(optimizer, cfg, len(data.train))
+    per_batch = scheduler if cfg.scheduler == "onecycle" else None
     result, best_val, waited = FitResult(), math.inf, 0
     start = time.perf_counter()
     for epoch in range(1, cfg.run_epochs + 1):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train = train_one_epoch(model, data.train, optimizer, cfg, desc=f"epoch {epoch}/{cfg.run_epochs}")
+        train = train_one_epoch(model, data.train, optimizer, cfg, desc=f"epoch {epoch}/{cfg.run_epochs}",
+                                per_batch=per_batch)
         val = evaluate(model, data.val, cfg) if data.val is not None else None
         test = evaluate(model, data.test, cfg)
         row = {"epoch": epoch, "lr": lr, "train_loss": train["loss"], "train_acc": train["acc"],
@@ -227,7 +248,7 @@ def fit_pytorch(model, data, cfg: Config) -> FitResult:
         print(epoch_line(row, test, val), flush=True)
         if cfg.scheduler == "plateau":
             scheduler.step(val["loss"])
-        elif scheduler is not None:
+        elif scheduler is not None and per_batch is None:
             scheduler.step()
         if val:  # model selection and stopping use the validation split, never the test set
             if val["loss"] < best_val:

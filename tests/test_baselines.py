@@ -1,5 +1,6 @@
 """Series as folders, the baselines series' networks (counted by hand), and the blocks and recipe
 parameters they brought: dense, bn, flatten, initialisation, optimizers, schedulers, restore_best."""
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -44,7 +45,7 @@ def test_every_baselines_network_has_its_hand_counted_parameters(it):
 
 def test_the_series_folders_and_their_notebooks():
     found = series.find(ROOT / "notebooks")
-    assert sorted(found) == ["baselines", "frameworks", "study"]
+    assert sorted(found) == ["baselines", "frameworks", "study", "under8k"]
     assert sorted(found["study"].notebooks) == list(range(1, 8)) and found["study"].report == "study"
     assert sorted(found["baselines"].notebooks) == list(range(1, 10)) and found["baselines"].report == "compare"
     for s in found.values():
@@ -53,7 +54,12 @@ def test_the_series_folders_and_their_notebooks():
             assert params["series"] == s.name, nb  # a notebook opened in Jupyter writes to its series' folders
             doc = json.loads(nb.read_text())
             assert doc["metadata"]["kernelspec"]["name"] == "mnist-lab", nb
-            Config.from_dict(params)  # every default is a valid recipe
+            # every default is a valid recipe; a notebook's other parameters shape its network (the under-8k
+            # series' dropout and width), and the runner reads them from its Net([...]) call
+            known = {f.name for f in dataclasses.fields(Config)}
+            Config.from_dict({k: v for k, v in params.items() if k in known})
+            for extra in set(params) - known:
+                assert extra in runner.notebook_network_source(nb), (nb, extra)
 
 
 def test_the_sweep_and_plan_of_the_baselines_series():
@@ -80,7 +86,8 @@ def test_a_sweep_value_equal_to_the_notebooks_own_runs_once(tmp_path):
     ("{not json", "is not a valid series file"),
     (json.dumps({"sweeps": [{"notebook": 9, "vary": {"lr": [0.1]}}]}), "names no notebook of this series"),
     (json.dumps({"comparisons": [{"question": "x", "a": 4}]}), "is not a valid series file"),
-    (json.dumps({"report": "fancy"}), "report must be 'study' or 'compare'"),
+    (json.dumps({"report": "fancy"}), "report must be 'study', 'compare' or 'steps'"),
+    (json.dumps({"sweeps": [{"notebook": 4, "vary": {"width": [8]}}]}), "sweep a run setting"),
 ])
 def test_a_broken_series_file_is_named_and_explained(tmp_path, text, message):
     shutil.copy(BASELINES / "04_mlp.ipynb", tmp_path)
@@ -96,7 +103,7 @@ def test_bn_follows_what_comes_in_and_a_mismatch_is_explained():
         Net([conv(1, 4), bn(5), head()])
     with pytest.raises(ValueError, match="dense activation 'gelu' unknown"):
         Net([flatten(), dense(784, 8, act="gelu"), head()])
-    assert layer_counts(declared(8)) == {"conv": 0, "maxpool": 0, "linear": 3, "batchnorm": 2, "dropout": 2, "total": 7}
+    assert layer_counts(declared(8)) == {"conv": 0, "maxpool": 0, "gap": 0, "linear": 3, "batchnorm": 2, "dropout": 2, "total": 7}
 
 
 def test_he_initialisation_draws_from_the_seed():

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mnist_lab import Config, MNISTData, Net, fit, load_model, record, runner, series, setup
-from mnist_lab.blocks import bn, conv, dense, drop, flatten, head, pool, trans
+from mnist_lab.blocks import bn, conv, dense, drop, flatten, gap, head, pool, trans
 from mnist_lab.errors import LabError
 from mnist_lab.trainer import evaluate, predict
 
@@ -59,11 +59,17 @@ CONVNET = [conv(1, 8, bn=True), pool(), trans(8, 4), conv(4, 6, dropout=0.1), po
            dense(6 * 7 * 7, 16, act="sigmoid"), bn(16), drop(0.2), head(dropout=0.1)]
 
 
-def test_keras_computes_what_the_torch_network_computes_and_weights_go_both_ways(mnist_root):
+# convs without padding or bias, global average pooling and a 1x1 head (the under-8k series' kind)
+GAPNET = [conv(1, 6, bn=True, pad=0, bias=False), conv(6, 8, bn=True, pad=0, bias=False, dropout=0.05),
+          trans(8, 4, bias=False), pool(), conv(4, 8, pad=0), gap(), head(conv1x1=True, dropout=0.1)]
+
+
+@pytest.mark.parametrize("blocks", [CONVNET, GAPNET], ids=["convnet", "gapnet"])
+def test_keras_computes_what_the_torch_network_computes_and_weights_go_both_ways(blocks, mnist_root):
     """Conv kernels, the flatten order of a feature map, BatchNorm statistics: the Keras model given the
     torch weights gives the torch log-probabilities, and its weights come back unchanged."""
     torch.manual_seed(0)
-    net = Net(CONVNET)
+    net = Net(blocks)
     with torch.no_grad():  # running statistics away from 0 and 1, so that copying them matters
         for m in net.modules():
             if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
@@ -72,7 +78,7 @@ def test_keras_computes_what_the_torch_network_computes_and_weights_go_both_ways
     net.eval()
     data = MNISTData.load(mnist_root, test_size=200)
     x = next(iter(data.test))[0][:200]
-    model, links = keras_net.build(CONVNET, keras=keras)
+    model, links = keras_net.build(blocks, keras=keras)
     keras_net.weights_to_keras(net, links)
     theirs = np.asarray(model(x.permute(0, 2, 3, 1).numpy(), training=False))
     with torch.no_grad():
@@ -80,7 +86,7 @@ def test_keras_computes_what_the_torch_network_computes_and_weights_go_both_ways
     assert np.abs(theirs - ours).max() < 1e-4
     assert (theirs.argmax(1) == ours.argmax(1)).all()
 
-    back = Net(CONVNET)
+    back = Net(blocks)
     keras_net.weights_to_torch(links, back)
     for (k, a), b in zip(net.state_dict().items(), back.state_dict().values()):
         if not k.endswith("num_batches_tracked"):

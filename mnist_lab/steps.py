@@ -1,0 +1,217 @@
+"""A "steps" series: networks taken towards a goal (fewer parameters, a held-out accuracy kept in the last
+epochs, a budget of epochs) one step per notebook, each with its Target, Result and Analysis.
+
+The Target is prose the notebook states before it runs (its markdown cell that starts with **Target.**);
+Result and Analysis state numbers, so they are generated: in the notebook from its own run (and the
+previous step's run of the same seed, when its file is there), in the report from every seed.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from .blocks import receptive_field
+
+GOAL = {"params_below": 8000, "acc": 99.4, "last": 3, "max_epochs": 15, "smallest_at": 99.3}
+# smallest_at: the report also names the smallest network (a step, or a run of a sweep) whose mean
+# held-out accuracy over its seeds is at least this
+TARGET_MARK = "**Target.**"
+# config keys that say how a run is made, not what it trains: left out of "what changed"
+_NOT_RECIPE = ("iteration", "name", "series", "seed", "device", "threads", "data_dir", "results_dir", "smoke",
+               "smoke_batches", "smoke_epochs", "log_every", "channels_last")
+
+
+def goal_of(spec) -> dict:
+    return dict(GOAL, **(getattr(spec, "goal", None) or {}))
+
+
+def check(run: dict, goal: dict) -> dict:
+    """One run against the goal: the held-out accuracy of its last `last` epochs, their lowest, whether
+    each part of the goal holds, and the epoch from which the accuracy never again fell below it."""
+    accs = [h["test_acc"] for h in run["history"]]
+    last = accs[-goal["last"]:]
+    stays = next((i + 1 for i in range(len(accs)) if all(a >= goal["acc"] for a in accs[i:])), None)
+    out = {"last": last, "lowest": min(last), "params_ok": run["params"] < goal["params_below"],
+           "epochs_ok": len(accs) <= goal["max_epochs"], "acc_ok": len(accs) >= goal["last"] and min(last) >= goal["acc"],
+           "stays_from": stays, "final": accs[-1]}
+    out["meets"] = out["params_ok"] and out["epochs_ok"] and out["acc_ok"]
+    return out
+
+
+def goal_line(goal: dict) -> str:
+    return (f"fewer than {goal['params_below']:,} parameters, held-out test accuracy >= {goal['acc']:g} % in each of "
+            f"the last {goal['last']} epochs, at most {goal['max_epochs']} epochs")
+
+
+def _dropouts(blocks) -> str:
+    rates = sorted({b.get("dropout", 0.0) for b in blocks if b["type"] == "conv"} |
+                   {b["p"] for b in blocks if b["type"] == "drop"})
+    return "/".join(f"{r:g}" for r in rates) or "none"
+
+
+def _changes(run: dict, before: dict) -> list[str]:
+    """What a step changed against the one before: the settings of its recipe (those a setting such as
+    OneCycleLR leaves unused are not in it), and the network."""
+    from .config import OMITTED_AT_DEFAULT
+
+    def settings(r):  # a recipe leaves out settings at their later-added defaults: put those back
+        recipe = r.get("recipe", r.get("config", {}))
+        return {**OMITTED_AT_DEFAULT, **recipe}
+
+    a, b = settings(run), settings(before)
+    out = []
+    for k in sorted(a):
+        if k in _NOT_RECIPE + ("blocks", "cpu") or a[k] == b.get(k):
+            continue
+        out.append(f"{k} {b[k]} -> {a[k]}" if k in b else f"{k} {a[k]}")  # a setting its scheduler now reads
+    if run["blocks"] != before["blocks"]:
+        if run["params"] != before["params"]:
+            out.append(f"network {before['params']:,} -> {run['params']:,} parameters")
+        else:
+            out.append(f"network of the same {run['params']:,} parameters, dropout {_dropouts(before['blocks'])} -> "
+                       f"{_dropouts(run['blocks'])}")
+    return out
+
+
+def result_md(run: dict, goal: dict = GOAL, before: dict | None = None) -> str:
+    """The notebook's Result and Analysis for its own run (one seed), as Markdown."""
+    c = check(run, goal)
+    last = ", ".join(f"{a:.2f}" for a in c["last"])
+    md = ["### Result", "",
+          f"- {run['params']:,} parameters ({'under' if c['params_ok'] else 'not under'} {goal['params_below']:,}), "
+          f"{len(run['history'])} epochs, seed {run['seed']}.",
+          f"- Held-out test accuracy in the last {min(goal['last'], len(run['history']))} epochs: {last} % (lowest "
+          f"{c['lowest']:.2f} %); final {c['final']:.2f} %.",
+          f"- At or above {goal['acc']:g} % from epoch {c['stays_from']} on." if c["stays_from"] else
+          f"- Not at or above {goal['acc']:g} % in the last epoch.",
+          f"- Goal ({goal_line(goal)}): **{'met' if c['meets'] else 'not met'}** by this seed.", "",
+          "### Analysis", ""]
+    if before is not None:
+        b = check(before, goal)
+        md += [f"- Against the previous step ({before['name']}, same seed): "
+               f"{'; '.join(_changes(run, before)) or 'the same recipe'}.",
+               f"- Final held-out accuracy {c['final'] - b['final']:+.2f} points, lowest of the last {goal['last']} "
+               f"{c['lowest'] - b['lowest']:+.2f} points ({b['lowest']:.2f} -> {c['lowest']:.2f} %)."]
+    else:
+        md.append("- No result of the previous step for this seed in this results folder: run the series to compare.")
+    gap = goal["acc"] - c["lowest"]
+    md.append(f"- {'Short of' if gap > 0 else 'Above'} the goal's accuracy by {abs(gap):.2f} points in its worst "
+              f"last epoch. One seed is an anecdote: the series' report judges the steps over all seeds.")
+    return "\n".join(md)
+
+
+def previous_run(results_dir: Path, run: dict, step: int) -> dict | None:
+    """The result of notebook `step` with the same seed, tiny-ness, device and threads in `results_dir`;
+    of several (other recipes of that step), the newest file."""
+    from .results import read_result
+
+    found = []
+    for p in Path(results_dir).glob(f"it{step}_seed{run['seed']}{'_smoke' if run.get('smoke') else ''}_*.json"):
+        r, _ = read_result(p)
+        if r and r["smoke"] == run["smoke"] and r["device"] == run["device"] and r.get("threads") == run.get("threads"):
+            found.append((p.stat().st_mtime, p.name, r))
+    return max(found, key=lambda x: x[:2])[2] if found else None
+
+
+def notebook_md(path) -> str:
+    """Result and Analysis of the run recorded at `path`, for its notebook to display."""
+    from . import series
+    from .paths import base
+    from .results import read_result
+
+    run, why = read_result(path)
+    if run is None:
+        return f"(no result to describe: {path} is {why})"
+    folder = base() / "notebooks" / run.get("series", "")
+    goal = goal_of(series.load(folder)) if run.get("series") and series.numbered(folder) else dict(GOAL)
+    before = previous_run(Path(path).parent, run, run["iteration"] - 1) if run["iteration"] > 1 else None
+    return result_md(run, goal, before)
+
+
+def target_text(notebook: Path) -> str:
+    """The notebook's Target: its markdown paragraph that starts with **Target.**"""
+    try:
+        cells = json.loads(Path(notebook).read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return ""
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            for para in "".join(cell["source"]).split("\n\n"):
+                if para.startswith(TARGET_MARK):
+                    return para[len(TARGET_MARK):].strip()
+    return ""
+
+
+def rf_table(blocks) -> list[str]:
+    rows = receptive_field(blocks)
+    out = ["| layer | k | s | p | n (output size) | j (jump) | r (receptive field) |", "|---|---|---|---|---|---|---|"]
+    return out + [f"| {r['layer']} | {r['k']} | {r['s']} | {r['p']} | {r['n']} | {r['j']} | {r['r']} |" for r in rows]
+
+
+def _mean(xs):
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else float("nan")), len(xs)
+
+
+def section(own: dict, spec, verdict, pm, sweeps=()) -> list[str]:
+    """The report's steps: the goal, a table of the steps side by side, then per step its Target, Result
+    (over every seed) and Analysis (against the step before, judged against the seed noise)."""
+    goal = goal_of(spec)
+    md = ["## The goal, step by step", "", f"Goal: {goal_line(goal)}, for every seed; the test set is used for "
+          "nothing but this report (no run selects an epoch or stops on it).", "",
+          "| Step | Network | Params | Epochs | Held-out, final epoch (mean ± std, n) | Held-out, lowest of the last "
+          f"{goal['last']} (mean over seeds; worst seed) | Seeds meeting the goal | s / epoch |", "|---|---|---|---|---|---|---|---|"]
+    checks = {it: [check(r, goal) for r in row["runs"]] for it, row in own.items()}
+    for it, row in sorted(own.items()):
+        cs = checks[it]
+        lows = _mean([c["lowest"] for c in cs])
+        md.append(f"| {it} | {row['name']} | {row['params']:,} | {len(row['runs'][0]['history'])} | "
+                  f"{pm(*_mean([c['final'] for c in cs]))} | {lows[0]:.2f}; {min(c['lowest'] for c in cs):.2f} | "
+                  f"{sum(c['meets'] for c in cs)} of {len(cs)} | {row['sec_per_epoch']:.1f} |")
+    prev = None
+    for it, row in sorted(own.items()):
+        cs, runs = checks[it], row["runs"]
+        finals, lows = _mean([c["final"] for c in cs]), _mean([c["lowest"] for c in cs])
+        meets = sum(c["meets"] for c in cs)
+        stays = [c["stays_from"] for c in cs]
+        per_seed = ", ".join(f"{c['lowest']:.2f}" for c in cs)
+        md += ["", f"### Step {it}: {row['name']}", "", f"**Target.** {target_text(spec.notebooks[it]) or '(not stated)'}",
+               "", "**Result.**", "",
+               f"- {row['params']:,} parameters, {len(runs[0]['history'])} epochs, seeds {row['seeds']}.",
+               f"- Held-out test accuracy after the final epoch {pm(*finals)}; lowest of the last {goal['last']} epochs "
+               f"per seed: {per_seed} %.",
+               f"- Goal met by {meets} of {len(cs)} seeds"
+               + (f"; held at or above {goal['acc']:g} % from epoch {', '.join(str(s) if s else '-' for s in stays)} "
+                  "(per seed, '-': not in the last epoch)." if any(stays) else f"; no seed ends at or above {goal['acc']:g} %.")]
+        md += ["", "**Analysis.**", ""]
+        if prev is not None:
+            p_it, p_row, p_cs = prev
+            changed = _changes(runs[0], p_row["runs"][0])
+            md += [f"- Against step {p_it}: {'; '.join(changed) or 'the same recipe'}.",
+                   f"- Final-epoch held-out accuracy {verdict(finals, _mean([c['final'] for c in p_cs]), 'points')}.",
+                   f"- Lowest of the last {goal['last']} epochs {verdict(lows, _mean([c['lowest'] for c in p_cs]), 'points')}."]
+        short = [f"seed {r['seed']} ({c['lowest']:.2f} %)" for r, c in zip(runs, cs) if not c["acc_ok"]]
+        if not cs[0]["params_ok"]:
+            md.append(f"- {row['params']:,} parameters: not under {goal['params_below']:,}.")
+        md.append(f"- Every seed holds {goal['acc']:g} % in its last {goal['last']} epochs." if not short else
+                  f"- Below {goal['acc']:g} % in one of the last {goal['last']} epochs: {', '.join(short)}.")
+        md += ["", "Receptive field (n_out = (n_in + 2p - k) / s + 1, j_out = j_in * s, r_out = r_in + (k - 1) * j_in):", ""]
+        md += rf_table(runs[0]["blocks"])
+        prev = (it, row, cs)
+    under = [(it, row) for it, row in own.items() if row["params"] < goal["params_below"]]
+    md.append("")
+    if under:
+        it, row = max(under, key=lambda x: x[1]["final_mean"])
+        md.append(f"- Highest mean under {goal['params_below']:,} parameters among the steps: step {it} "
+                  f"({row['name']}, {row['params']:,} parameters), {pm(row['final_mean'], row['final_std'], row['n'])} %.")
+    rows = [(f"step {it} ({row['name']})", row) for it, row in own.items()]
+    rows += [(f"step {it} with {key} {value}", row) for it, key, pairs, _ in sweeps for value, row in pairs
+             if row is not own.get(it)]
+    good = [(label, row) for label, row in rows if row["final_mean"] >= goal["smallest_at"]]
+    if good:
+        label, row = min(good, key=lambda x: (x[1]["params"], -x[1]["final_mean"]))
+        md.append(f"- Smallest network with a mean of at least {goal['smallest_at']:g} % over its seeds: {label}, "
+                  f"{row['params']:,} parameters, {pm(row['final_mean'], row['final_std'], row['n'])} %.")
+    else:
+        md.append(f"- No network here keeps a mean of {goal['smallest_at']:g} % over its seeds.")
+    return md + [""]

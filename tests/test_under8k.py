@@ -1,0 +1,181 @@
+"""The under-8k series and what it brought: convs without padding or bias, global average pooling, a 1x1
+head, OneCycleLR, label smoothing, the receptive-field table, and the steps' Target / Result / Analysis."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mnist_lab import Config, MNISTData, Net, fit, runner, series, setup, show, steps
+from mnist_lab.blocks import conv, gap, head, pool, receptive_field, trans
+from mnist_lab.errors import LabError
+from mnist_lab.iterations import BLOCKS
+from mnist_lab.trainer import loss_fn, optimizer_for, scheduler_for
+
+ROOT = Path(__file__).resolve().parents[1]
+UNDER8K = ROOT / "notebooks" / "under8k"
+
+
+def declared(it):
+    nb = series.load(UNDER8K).notebooks[it]
+    return runner.notebook_network(nb, runner.notebook_defaults(nb))
+
+
+# Counted by hand: 3x3 conv 9*cin*cout (no bias), 1x1 conv cin*cout, BatchNorm 2 per channel, the 1x1
+# head cin*10 + 10.
+def hand(width):
+    return (9 * 1 * 8 + 2 * 8) + (9 * 8 * width + 2 * width) + width * 8 + (9 * 8 * width + 2 * width) \
+        + 2 * (9 * width * width + 2 * width) + (width * 10 + 10)
+
+
+HAND = {1: hand(16), 2: hand(16), 3: hand(16), 4: hand(12)}  # 7,426 and 4,730
+
+
+@pytest.mark.parametrize("it", sorted(HAND))
+def test_every_step_has_its_hand_counted_parameters_and_stays_under_8k(it):
+    net = Net(declared(it))
+    assert net.num_params() == HAND[it] < 8000
+
+
+def test_the_series_states_its_goal_and_a_target_per_step():
+    s = series.load(UNDER8K)
+    assert s.report == "steps" and sorted(s.notebooks) == [1, 2, 3, 4]
+    assert (hand(16), hand(12)) == (7426, 4730)
+    assert steps.goal_of(s) == {"params_below": 8000, "acc": 99.4, "last": 3, "max_epochs": 15, "smallest_at": 99.3}
+    for it, nb in s.notebooks.items():
+        assert steps.target_text(nb), nb  # prose, stated before the run
+        assert runner.notebook_defaults(nb)["epochs"] <= 15
+
+
+def test_receptive_field_table_matches_a_hand_calculation():
+    # 28 -conv p0-> 26 (r 3) -conv p0-> 24 (r 5) -1x1-> 24 (r 5) -pool-> 12 (j 2, r 6) -conv p0-> 10 (r 10)
+    # -conv p0-> 8 (r 14) -conv p1-> 8 (r 18) -GAP over 8-> 1 (r 18 + 7 * 2 = 32)
+    blocks = [conv(1, 8, pad=0), conv(8, 16, pad=0), trans(16, 8), pool(), conv(8, 16, pad=0), conv(16, 16, pad=0),
+              conv(16, 16), gap(), head(conv1x1=True)]
+    rows = receptive_field(blocks)
+    assert [(r["n"], r["j"], r["r"]) for r in rows] == [
+        (28, 1, 1), (26, 1, 3), (24, 1, 5), (24, 1, 5), (12, 2, 6), (10, 2, 10), (8, 2, 14), (8, 2, 18), (1, 2, 32)]
+    assert Net(blocks)(torch.zeros(2, 1, 28, 28)).shape == (2, 10)  # the sizes are the network's own
+    # the study's iteration 6: padding 1, two pools; the Linear head sees everything, the table stops before it
+    study = receptive_field(BLOCKS[6])
+    assert [(r["n"], r["j"], r["r"]) for r in study][-1] == (7, 4, 18)
+    text = show.receptive_field_table(BLOCKS[6])
+    assert "sees 18x18 of the 28x28 input" in text
+
+
+def test_the_summary_prints_the_receptive_field(capsys):
+    show.summary(Net(declared(1)))
+    out = capsys.readouterr().out
+    assert "receptive field" in out and "GAP" in out and f"parameters: {HAND[1]:,}" in out
+
+
+def test_new_block_settings_leave_earlier_specs_alone():
+    assert conv(1, 8) == {"type": "conv", "cin": 1, "cout": 8, "bn": False, "dropout": 0.0}
+    assert trans(8, 4) == {"type": "trans", "cin": 8, "cout": 4} and head() == {"type": "head", "classes": 10, "dropout": 0.0}
+    assert conv(1, 8, pad=0, bias=False)["pad"] == 0 and Net([conv(1, 8, bias=False), head()])[0].conv.bias is None
+
+
+def test_a_1x1_head_needs_the_gap_before_it():
+    with pytest.raises(ValueError, match=r"put gap\(\) before it"):
+        Net([conv(1, 8), head(conv1x1=True)])
+    net = Net([conv(1, 8), gap(), head(conv1x1=True, dropout=0.1)])
+    assert net.num_params() == (9 * 8 + 8) + (8 * 10 + 10)
+
+
+def test_onecycle_steps_every_batch_along_torchs_formula():
+    cfg = Config(optimizer="sgd", momentum=0.9, lr=0.1, scheduler="onecycle", pct_start=0.25, epochs=2)
+    model = Net([conv(1, 2), gap(), head(conv1x1=True)])
+    opt = optimizer_for(model, cfg)
+    sched = scheduler_for(opt, cfg, steps_per_epoch=10)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    # the oracle: cosine from lr/25 up to lr over the first 0.25 * 20 - 1 = 4 steps, then down to lr/25/1e4
+    up, total = 0.25 * 20 - 1, 20 - 1
+
+    def cos(a, b, t):
+        return b + (a - b) / 2 * (math.cos(math.pi * t) + 1)
+
+    want = [cos(0.004, 0.1, s / up) if s <= up else cos(0.1, 0.004 / 1e4, (s - up) / (total - up)) for s in range(20)]
+    assert lrs == pytest.approx(want, rel=1e-9)
+
+
+def test_label_smoothing_is_the_smoothed_cross_entropy():
+    torch.manual_seed(0)
+    logp = F.log_softmax(torch.randn(5, 10), 1)
+    y = torch.tensor([0, 3, 9, 1, 1])
+    want = 0.9 * F.nll_loss(logp, y) + 0.1 * (-logp.mean(1)).mean()
+    assert loss_fn(Config(label_smoothing=0.1))(logp, y).item() == pytest.approx(want.item(), rel=1e-6)
+    assert loss_fn(Config()) is F.nll_loss  # the study's loss, untouched
+
+
+def test_new_recipe_settings_are_in_the_recipe_only_when_used():
+    plain = Config(iteration=5).recipe([], "cpu")
+    assert not {"label_smoothing", "pct_start"} & set(plain)
+    one = Config(iteration=5, scheduler="onecycle", pct_start=0.2, label_smoothing=0.1).recipe([], "cpu")
+    assert one["pct_start"] == 0.2 and one["label_smoothing"] == 0.1 and "step_size" not in one and "gamma" not in one
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"label_smoothing": 1.0}, "label_smoothing must be in"),
+    ({"pct_start": 0.0}, "pct_start must be in"),
+    ({"framework": "keras", "scheduler": "onecycle"}, "framework 'keras' here trains with scheduler"),
+    ({"framework": "numpy", "optimizer": "sgd", "scheduler": "onecycle", "rotation": 0.0, "crop_p": 0.0},
+     "framework 'numpy'"),
+])
+def test_recipes_a_trainer_cannot_follow_are_refused(kw, message):
+    with pytest.raises(LabError, match=message):
+        Config(**kw)
+
+
+def test_a_tiny_onecycle_run_with_smoothing_is_deterministic_and_lightning_agrees(mnist_root, tmp_path):
+    pytest.importorskip("lightning")
+    kw = dict(seed=0, epochs=2, batch_size=32, lr=0.05, optimizer="sgd", momentum=0.9, scheduler="onecycle",
+              label_smoothing=0.1, rotation=0.0, crop_p=0.0, smoke=True, smoke_batches=6, data_dir=str(mnist_root),
+              results_dir=str(tmp_path), device="cpu", iteration=3, name="t", threads=1)
+    blocks = [conv(1, 4, bn=True, pad=0, bias=False, dropout=0.05), pool(), conv(4, 8, bn=True, pad=0, bias=False),
+              gap(), head(conv1x1=True)]
+    histories, weights = [], []
+    for framework in ("pytorch", "pytorch", "lightning"):
+        cfg = Config(framework=framework, **kw)
+        device = setup(cfg)
+        data = MNISTData.for_config(cfg, device)
+        net = Net(blocks)
+        r = fit(net, data, cfg)
+        histories.append([{k: v for k, v in h.items() if k not in ("seconds", "train_loss", "train_acc")}
+                          for h in r.history])
+        weights.append({k: v.clone() for k, v in net.state_dict().items()})
+    assert histories[0] == histories[1] == histories[2]
+    # the lr each epoch starts with: OneCycleLR's initial lr / 25, then part-way down from its peak
+    assert histories[0][0]["lr"] == pytest.approx(0.05 / 25) and histories[0][1]["lr"] > 0.01
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]) and torch.equal(weights[0][k], weights[2][k]), k
+
+
+def _run(accs, params=7000, seed=0, name="s"):
+    return {"params": params, "seed": seed, "name": name, "history": [{"test_acc": a} for a in accs],
+            "config": {"lr": 0.1}, "blocks": [], "smoke": False}
+
+
+def test_the_goal_is_checked_on_every_one_of_the_last_epochs():
+    goal = steps.GOAL
+    assert steps.check(_run([99.0] * 12 + [99.41, 99.40, 99.45]), goal)["meets"]
+    miss = steps.check(_run([99.0] * 12 + [99.5, 99.39, 99.6]), goal)
+    assert not miss["meets"] and miss["lowest"] == 99.39 and miss["stays_from"] == 15
+    assert not steps.check(_run([99.5] * 16), goal)["epochs_ok"]
+    assert not steps.check(_run([99.5] * 15, params=8000), goal)["meets"]
+    md = steps.result_md(_run([99.0] * 12 + [99.5, 99.39, 99.6]), goal, _run([99.0] * 15, name="before"))
+    assert "**not met**" in md and "lowest 99.39 %" in md and "+0.39 points" in md
+
+
+def test_a_broken_goal_in_the_series_file_is_explained(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "01_a.ipynb").write_text((UNDER8K / "01_skeleton.ipynb").read_text())
+    (folder / "series.json").write_text(json.dumps({"report": "steps", "goal": {"acc": "high"}}))
+    with pytest.raises(LabError, match="goal 'acc'"):
+        series.load(folder)
