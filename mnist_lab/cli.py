@@ -38,9 +38,11 @@ def cmd_run(a):
 
     if a.workers < 1 or a.threads < 0:
         raise LabError("--workers must be at least 1 and --threads at least 0 (0: cores / workers)")
-    if any(s < 0 for s in a.seeds):
+    if a.seeds and a.series_seeds:
+        raise LabError("give --seeds or --series-seeds, not both")
+    if any(s < 0 for s in a.seeds or []):
         raise LabError(f"seeds must be 0 or more, got {[s for s in a.seeds if s < 0]}")
-    seeds = list(dict.fromkeys(a.seeds))
+    seeds = None if a.series_seeds else list(dict.fromkeys(a.seeds or [0]))  # None: each series' own
     out = _out(a)
     chosen = _series(a)
     if a.iterations and len(chosen) > 1:
@@ -68,7 +70,8 @@ def cmd_run(a):
     with FolderLock(out) as lock:
         fetch.ensure(data_dir)  # once, before any notebook starts: no two runs race to fetch it
         names = ", ".join(s.name + (f" {iterations}" if iterations else "") for s in chosen)
-        print(f"{len(jobs)} run(s): series {names}, seeds {seeds}, {workers} worker(s), "
+        shown = seeds if seeds is not None else "; ".join(f"{s.name} {s.seeds or [0]}" for s in chosen)
+        print(f"{len(jobs)} run(s): series {names}, seeds {shown}, {workers} worker(s), "
               f"{threads or 'default'} thread(s) each{', tiny mode' if a.smoke else ''} -> {paths.shown(out)}")
         skipped = set() if a.force else {j.result for j in jobs if runner.finished(j)[0]}
         started = time.perf_counter()
@@ -241,7 +244,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--series", nargs="+", help="which series, by folder name under notebooks/ (default: all)")
     r.add_argument("--iterations", type=int, nargs="+",
                    help="which notebooks of one series, by number (default: all); needs a single --series")
-    r.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
+    r.add_argument("--seeds", type=int, nargs="+", help="one run per seed (default: 0)")
+    r.add_argument("--series-seeds", action="store_true",
+                   help="each series with the seeds of its committed results (series.json \"seeds\"; what "
+                        "`make reproduce` runs)")
     r.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="notebook parameter overrides, e.g. epochs=2 device=cpu")
     r.add_argument("--smoke", action="store_true", help="tiny runs: a quick check of the whole path, not results")
     r.add_argument("--force", action="store_true", help="redo runs that already have result files")

@@ -16,7 +16,7 @@ from .io import atomic_write_text
 
 SCHEDULES = {"none": "constant lr", "step": "StepLR({step_size}, {gamma:g})",
              "plateau": "ReduceLROnPlateau({gamma:g}, patience {plateau_patience})",
-             "onecycle": "OneCycleLR(peak at {pct_start:g} of the steps)"}
+             "onecycle": "OneCycleLR(peak at {pct_start:g} of the steps; momentum 0.95-0.85-0.95)"}
 
 
 def _stats(xs):
@@ -73,8 +73,12 @@ _RUN_KEYS = ("iteration", "name", "series", "seed", "smoke", "threads", "device"
 
 
 def _follows(row, defaults: dict, free=()) -> bool:
-    """Whether a row's runs used the notebook's own settings (all but the keys in `free`)."""
+    """Whether a row's runs used the notebook's own settings (all but the keys in `free`) and, where the
+    notebook's network is known (defaults["blocks"]), its own network: a parameter that shapes only the
+    network (a width, a dropout rate) is not among the recorded settings."""
     c = row["runs"][0].get("config", {})
+    if "blocks" in defaults and row["runs"][0]["blocks"] != defaults["blocks"]:
+        return False
     return all(c.get(k) == v for k, v in defaults.items() if k in c and k not in _RUN_KEYS and k not in free)
 
 
@@ -225,7 +229,10 @@ def build(out_dir: Path, spec, defaults, rows, full, data_dir, plots, made, note
     md += _table(own)
     if spec.report == "steps":
         from . import steps
+        from .report import _savefig
+
         md += [""] + steps.section(own, spec, verdict, _pm, sweeps)
+        md += [f"![{name}]({name})" for name in steps.plot(own, spec, out_dir, _savefig)] + [""]
     heading = "The steps compared" if spec.report == "steps" else "The documents' questions"
     md += ["", f"## {heading}, answered on held-out data", ""] + questions(own, spec, sweeps) + [""]
     md += _sweep_section(sweeps, spec)

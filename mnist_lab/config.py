@@ -89,6 +89,9 @@ class Config:
         if self.framework == "keras" and (self.scheduler == "onecycle" or self.label_smoothing):
             raise LabError("framework 'keras' here trains with scheduler 'step', 'plateau' or 'none' and without "
                            "label smoothing; use framework 'pytorch' or 'lightning' for this recipe")
+        if self.scheduler == "onecycle" and self.momentum:
+            raise LabError("OneCycleLR cycles the momentum itself (SGD's and RMSprop's momentum, Adam's beta1: "
+                           "0.95 -> 0.85 -> 0.95, torch's default): leave momentum at 0")
         if not 0 <= self.label_smoothing < 1:
             raise LabError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0 < self.pct_start < 1:
@@ -191,7 +194,7 @@ CHOICES = {"scheduler": ("step", "plateau", "onecycle", "none"), "optimizer": ("
 # What the NumPy trainer does (mnist_lab/numpy_mlp.py): anything else is refused before a run starts.
 NUMPY_LIMITS = {"optimizer": lambda v: v == "sgd", "scheduler": lambda v: v in ("step", "none"),
                 "patience": lambda v: v == 0, "restore_best": lambda v: not v, "rotation": lambda v: v == 0,
-                "crop_p": lambda v: v == 0, "device": lambda v: v in ("auto", "cpu")}
+                "crop_p": lambda v: v == 0, "device": lambda v: v in ("auto", "cpu"), "label_smoothing": lambda v: v == 0}
 
 # (key, lowest value, whether the lowest itself is refused)
 RANGES = [("iteration", 0, False), ("seed", 0, False), ("epochs", 1, False), ("batch_size", 1, False),

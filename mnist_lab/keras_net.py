@@ -91,6 +91,9 @@ def build(blocks: list[dict], input_shape=(1, 28, 28), keras=None, weight_decay:
         t = b["type"]
         if t in ("conv", "trans"):
             bias = b.get("bias", True)
+            if b.get("pad", 1) not in (0, 1):
+                raise LabError(f"block {i} ({t}): Keras' Conv2D pads 'same' or 'valid', that is pad 1 or 0, "
+                               f"not {b['pad']}")
             add(L.Conv2D(b["cout"], 3 if t == "conv" else 1, padding="valid" if b.get("pad", 1) == 0 else "same",
                          use_bias=bias, kernel_regularizer=reg, bias_regularizer=reg if bias else None),
                 f"{i}.conv", "conv")

@@ -241,9 +241,14 @@ def spec_of(out_dir: Path):
 
 
 def _defaults(spec) -> dict[int, dict]:
-    from .runner import notebook_defaults
+    """Each notebook's parameters, and under "blocks" the network it declares with them."""
+    from .runner import notebook_defaults, notebook_network
 
-    return {it: notebook_defaults(nb) for it, nb in spec.notebooks.items()}
+    out = {}
+    for it, nb in spec.notebooks.items():
+        d = notebook_defaults(nb)
+        out[it] = dict(d, blocks=notebook_network(nb, d))
+    return out
 
 
 def build(out_dir, data_dir=None, warn=None) -> Path:

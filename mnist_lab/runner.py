@@ -161,7 +161,8 @@ def check_iterations(notebooks: dict[int, Path], iterations) -> list[int]:
 
 
 def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, threads: int, data_dir: Path) -> list[Job]:
-    """One job per (series, notebook, sweep value, seed), into <out>/<series>/. Every job's parameters
+    """One job per (series, notebook, sweep value, seed), into <out>/<series>/; seeds None: each series'
+    own (its series.json "seeds", else 0). Every job's parameters
     are checked here, before anything runs, by building the Config its notebook will build.
     `iterations` picks notebooks (all when empty); it is meant for one series."""
     from .trainer import missing, run_device
@@ -177,7 +178,7 @@ def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, thr
                 raise LabError(f"{s.name}/{nb.name} takes no parameter {', '.join(map(repr, foreign))}; pick the "
                                "notebooks that do with --series (and --iterations)")
             for variant in s.variants(it):
-                for seed in seeds:
+                for seed in seeds if seeds is not None else (s.seeds or [0]):
                     params = dict(overrides, **variant, series=s.name, seed=seed, smoke=smoke, threads=threads,
                                   data_dir=portable(data_dir), results_dir=portable(folder / "results"))
                     values = dict(defaults, **params)

@@ -13,6 +13,7 @@ comparison names two notebooks (their own recipes), or a notebook and one of its
 "target" (a held-out accuracy in %) adds the time each run took to first reach it.
 A "steps" series (mnist_lab/steps.py) also states its "goal" ({"params_below": 8000, "acc": 99.4,
 "last": 3, "max_epochs": 15}); its report adds each step's Target, Result and Analysis.
+"seeds" are those of its committed results (what `make reproduce` runs).
 "notes" go into every report of the series, "reports_notes" (how the committed results were made)
 only into the repository's reports/<name>/README.md.
 """
@@ -44,6 +45,7 @@ class Series:
     notes: list[str] = field(default_factory=list)          # shown in every report of this series
     reports_notes: list[str] = field(default_factory=list)  # about the committed results: in reports/ only
     goal: dict = field(default_factory=dict)  # "steps" series: what the steps aim for (see mnist_lab/steps.py)
+    seeds: list[int] = field(default_factory=list)  # the seeds of its committed results (`run --series-seeds`)
 
     def variants(self, iteration: int) -> list[dict]:
         """The overrides of each run of notebook `iteration`: its own recipe ({}) first, then its sweeps."""
@@ -88,10 +90,16 @@ def load(folder) -> Series:
             s.notes = [str(n) for n in spec.get("notes", [])]
             s.reports_notes = [str(n) for n in spec.get("reports_notes", [])]
             s.goal = dict(spec.get("goal", {}))
+            s.seeds = list(spec.get("seeds", []))
+            if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s.seeds):
+                raise ValueError(f"seeds must be a list of whole numbers >= 0, not {spec.get('seeds')!r}")
             from .steps import GOAL
             for key, value in s.goal.items():
-                if key not in GOAL or not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                    raise ValueError(f"goal {key!r}: known keys {', '.join(GOAL)}, each a positive number")
+                whole = key in ("params_below", "last", "max_epochs")
+                if key not in GOAL or not isinstance(value, int if whole else (int, float)) or isinstance(value, bool) \
+                        or value <= 0:
+                    raise ValueError(f"goal {key!r}: known keys {', '.join(GOAL)}, each a positive number "
+                                     "(params_below, last and max_epochs whole numbers)")
             for sweep in s.sweeps:
                 if sweep["notebook"] not in notebooks or not isinstance(sweep["vary"], dict):
                     raise ValueError(f"sweep {sweep} names no notebook of this series")

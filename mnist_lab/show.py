@@ -31,7 +31,7 @@ def receptive_field_table(blocks, size: int = 28) -> str:
     if len(rows) == 1:
         lines.append("no convolution: the first dense layer sees the whole input")
     elif last["r"] < size:
-        lines.append(f"the last layer before the head sees {last['r']}x{last['r']} of the {size}x{size} input")
+        lines.append(f"each unit of the last layer before the head sees {last['r']}x{last['r']} of the {size}x{size} input")
     return "\n".join(lines)
 
 

@@ -11,7 +11,6 @@ import json
 import statistics
 from pathlib import Path
 
-from .blocks import receptive_field
 
 GOAL = {"params_below": 8000, "acc": 99.4, "last": 3, "max_epochs": 15, "smallest_at": 99.3}
 # smallest_at: the report also names the smallest network (a step, or a run of a sweep) whose mean
@@ -66,16 +65,16 @@ def _changes(run: dict, before: dict) -> list[str]:
             continue
         out.append(f"{k} {b[k]} -> {a[k]}" if k in b else f"{k} {a[k]}")  # a setting its scheduler now reads
     if run["blocks"] != before["blocks"]:
-        if run["params"] != before["params"]:
-            out.append(f"network {before['params']:,} -> {run['params']:,} parameters")
-        else:
-            out.append(f"network of the same {run['params']:,} parameters, dropout {_dropouts(before['blocks'])} -> "
-                       f"{_dropouts(run['blocks'])}")
+        what = f"network {before['params']:,} -> {run['params']:,} parameters" if run["params"] != before["params"] \
+            else f"another network of the same {run['params']:,} parameters"
+        a, b = _dropouts(run["blocks"]), _dropouts(before["blocks"])
+        out.append(what + (f", dropout {b} -> {a}" if a != b else ""))
     return out
 
 
-def result_md(run: dict, goal: dict = GOAL, before: dict | None = None) -> str:
-    """The notebook's Result and Analysis for its own run (one seed), as Markdown."""
+def result_md(run: dict, goal: dict = GOAL, before: dict | None = None, before_id: str = "") -> str:
+    """The notebook's Result and Analysis for its own run (one seed), as Markdown. `before`: the previous
+    step's run of the same seed (its own recipe), `before_id` its run name (looked for, when not found)."""
     c = check(run, goal)
     last = ", ".join(f"{a:.2f}" for a in c["last"])
     md = ["### Result", "",
@@ -89,29 +88,39 @@ def result_md(run: dict, goal: dict = GOAL, before: dict | None = None) -> str:
           "### Analysis", ""]
     if before is not None:
         b = check(before, goal)
-        md += [f"- Against the previous step ({before['name']}, same seed): "
+        md += [f"- Against the previous step ({before['name']}, run {before['run_id']}): "
                f"{'; '.join(_changes(run, before)) or 'the same recipe'}.",
                f"- Final held-out accuracy {c['final'] - b['final']:+.2f} points, lowest of the last {goal['last']} "
                f"{c['lowest'] - b['lowest']:+.2f} points ({b['lowest']:.2f} -> {c['lowest']:.2f} %)."]
+    elif run["iteration"] == 1 or not before_id:
+        md.append("- The first step: nothing before it to compare with.")
     else:
-        md.append("- No result of the previous step for this seed in this results folder: run the series to compare.")
+        md.append(f"- The previous step's run of this seed at its own recipe ({before_id}) is not in this results "
+                  "folder (yet): run that notebook, or the series, to compare.")
     gap = goal["acc"] - c["lowest"]
-    md.append(f"- {'Short of' if gap > 0 else 'Above'} the goal's accuracy by {abs(gap):.2f} points in its worst "
+    where = "At" if abs(gap) < 0.005 else "Short of" if gap > 0 else "Above"
+    md.append(f"- {where} the goal's accuracy{'' if where == 'At' else f' by {abs(gap):.2f} points'} in its worst "
               f"last epoch. One seed is an anecdote: the series' report judges the steps over all seeds.")
     return "\n".join(md)
 
 
-def previous_run(results_dir: Path, run: dict, step: int) -> dict | None:
-    """The result of notebook `step` with the same seed, tiny-ness, device and threads in `results_dir`;
-    of several (other recipes of that step), the newest file."""
-    from .results import read_result
+def previous_id(spec, run: dict) -> str:
+    """The run name the previous notebook of `spec` gives this run's seed at its own recipe, on the same
+    device and threads, tiny or not ("" for the first notebook)."""
+    from . import runner
+    from .config import Config, run_id
 
-    found = []
-    for p in Path(results_dir).glob(f"it{step}_seed{run['seed']}{'_smoke' if run.get('smoke') else ''}_*.json"):
-        r, _ = read_result(p)
-        if r and r["smoke"] == run["smoke"] and r["device"] == run["device"] and r.get("threads") == run.get("threads"):
-            found.append((p.stat().st_mtime, p.name, r))
-    return max(found, key=lambda x: x[:2])[2] if found else None
+    nb = spec.notebooks.get(run["iteration"] - 1)
+    if nb is None:
+        return ""
+    params = runner.notebook_defaults(nb)
+    c = run.get("config", {})
+    params.update(seed=run["seed"], smoke=run["smoke"], threads=run.get("threads") or 0, device=run["device"])
+    for key in ("smoke_batches", "smoke_epochs"):  # a tiny run compares with the same kind of tiny run
+        if key in c:
+            params[key] = c[key]
+    cfg = Config.from_dict({k: v for k, v in params.items() if k in runner.CONFIG_KEYS})
+    return run_id(cfg.iteration, cfg.seed, cfg.smoke, cfg.recipe(runner.notebook_network(nb, params), run["device"]))
 
 
 def notebook_md(path) -> str:
@@ -120,13 +129,15 @@ def notebook_md(path) -> str:
     from .paths import base
     from .results import read_result
 
+    path = Path(path)
     run, why = read_result(path)
     if run is None:
         return f"(no result to describe: {path} is {why})"
     folder = base() / "notebooks" / run.get("series", "")
-    goal = goal_of(series.load(folder)) if run.get("series") and series.numbered(folder) else dict(GOAL)
-    before = previous_run(Path(path).parent, run, run["iteration"] - 1) if run["iteration"] > 1 else None
-    return result_md(run, goal, before)
+    spec = series.load(folder) if run.get("series") and series.numbered(folder) else None
+    before_id = previous_id(spec, run) if spec else ""
+    before = read_result(path.parent / f"{before_id}.json")[0] if before_id else None
+    return result_md(run, goal_of(spec) if spec else dict(GOAL), before, before_id)
 
 
 def target_text(notebook: Path) -> str:
@@ -144,6 +155,8 @@ def target_text(notebook: Path) -> str:
 
 
 def rf_table(blocks) -> list[str]:
+    from .blocks import receptive_field  # here: reading a series file needs no torch
+
     rows = receptive_field(blocks)
     out = ["| layer | k | s | p | n (output size) | j (jump) | r (receptive field) |", "|---|---|---|---|---|---|---|"]
     return out + [f"| {r['layer']} | {r['k']} | {r['s']} | {r['p']} | {r['n']} | {r['j']} | {r['r']} |" for r in rows]
@@ -157,8 +170,11 @@ def section(own: dict, spec, verdict, pm, sweeps=()) -> list[str]:
     """The report's steps: the goal, a table of the steps side by side, then per step its Target, Result
     (over every seed) and Analysis (against the step before, judged against the seed noise)."""
     goal = goal_of(spec)
-    md = ["## The goal, step by step", "", f"Goal: {goal_line(goal)}, for every seed; the test set is used for "
-          "nothing but this report (no run selects an epoch or stops on it).", "",
+    if not own:
+        return ["## The goal, step by step", "", "No run at the notebooks' own recipes here.", ""]
+    md = ["## The goal, step by step", "", f"Goal: {goal_line(goal)}, for every seed. No run selects an epoch or "
+          "stops on the test set: its accuracy is measured after every epoch for this report only (how the recipes "
+          "were chosen: see the notes).", "",
           "| Step | Network | Params | Epochs | Held-out, final epoch (mean ± std, n) | Held-out, lowest of the last "
           f"{goal['last']} (mean over seeds; worst seed) | Seeds meeting the goal | s / epoch |", "|---|---|---|---|---|---|---|---|"]
     checks = {it: [check(r, goal) for r in row["runs"]] for it, row in own.items()}
@@ -195,11 +211,15 @@ def section(own: dict, spec, verdict, pm, sweeps=()) -> list[str]:
             md.append(f"- {row['params']:,} parameters: not under {goal['params_below']:,}.")
         md.append(f"- Every seed holds {goal['acc']:g} % in its last {goal['last']} epochs." if not short else
                   f"- Below {goal['acc']:g} % in one of the last {goal['last']} epochs: {', '.join(short)}.")
-        md += ["", "Receptive field (n_out = (n_in + 2p - k) / s + 1, j_out = j_in * s, r_out = r_in + (k - 1) * j_in):", ""]
-        md += rf_table(runs[0]["blocks"])
+        table = rf_table(runs[0]["blocks"])
+        if prev is not None and table == rf_table(prev[1]["runs"][0]["blocks"]):
+            md += ["", f"Receptive field: as step {prev[0]} (the same layers, kernels, strides and padding)."]
+        else:
+            md += ["", "Receptive field (n_out = (n_in + 2p - k) / s + 1, j_out = j_in * s, r_out = r_in + (k - 1) * j_in):",
+                   ""] + table
         prev = (it, row, cs)
     under = [(it, row) for it, row in own.items() if row["params"] < goal["params_below"]]
-    md.append("")
+    md += ["", "### The best, and the smallest", ""]
     if under:
         it, row = max(under, key=lambda x: x[1]["final_mean"])
         md.append(f"- Highest mean under {goal['params_below']:,} parameters among the steps: step {it} "
@@ -215,3 +235,38 @@ def section(own: dict, spec, verdict, pm, sweeps=()) -> list[str]:
     else:
         md.append(f"- No network here keeps a mean of {goal['smallest_at']:g} % over its seeds.")
     return md + [""]
+
+
+def plot(own: dict, spec, folder: Path, savefig) -> list[str]:
+    """goal_epochs.png: held-out accuracy per epoch of every seed of every step, the goal's line and its
+    last epochs marked, zoomed to where the goal is decided."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    goal = goal_of(spec)
+    its = sorted(own)
+    if not its:
+        return []
+    fig, axes = plt.subplots(1, len(its), figsize=(3.6 * len(its), 3.4), sharey=True, squeeze=False)
+    for ax, it in zip(axes[0], its):
+        for r in own[it]["runs"]:
+            ep = [h["epoch"] for h in r["history"]]
+            ax.plot(ep, [h["test_acc"] for h in r["history"]], lw=1, marker="o", ms=2, label=f"seed {r['seed']}")
+        last = len(own[it]["runs"][0]["history"])
+        ax.axhline(goal["acc"], color="k", lw=0.8, ls="--")
+        ax.axvspan(last - goal["last"] + 0.5, last + 0.5, color="0.9", zorder=0)
+        ax.set_title(f"step {it}: {own[it]['name']} ({own[it]['params']:,})", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_xlim(0.5, last + 0.5)
+        ax.set_ylim(goal["acc"] - 1.0, min(100.0, goal["acc"] + 0.4))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("held-out test accuracy (%)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"every seed, every epoch; dashed: {goal['acc']:g} %, shaded: the last {goal['last']} epochs the goal "
+                 "judges", fontsize=9)
+    fig.tight_layout()
+    savefig(fig, Path(folder) / "goal_epochs.png")
+    plt.close(fig)
+    return ["goal_epochs.png"]

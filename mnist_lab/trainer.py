@@ -87,7 +87,8 @@ def scheduler_for(optimizer, cfg: Config, steps_per_epoch: int = 0):
     over `steps_per_epoch` * the run's epochs) or None."""
     if cfg.scheduler == "onecycle":
         # the lr climbs from lr/25 to lr over pct_start of the steps, then anneals to lr/25e4 (torch's
-        # defaults); SGD's momentum (Adam's beta1) cycles the other way, 0.95 -> 0.85 -> 0.95
+        # defaults); SGD's momentum (Adam's beta1) cycles the other way, 0.95 -> 0.85 -> 0.95, replacing
+        # the optimizer's own (Config refuses a momentum setting it would ignore)
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, epochs=cfg.run_epochs,
                                                    steps_per_epoch=steps_per_epoch, pct_start=cfg.pct_start)
     if cfg.scheduler == "plateau":

@@ -53,3 +53,17 @@ def rescore(checkpoint: Path, mnist_root: Path, result: dict) -> int:
         return evaluate(model, MNISTData.for_config(cfg, "cpu").test, cfg)["correct"]
     finally:
         torch.set_num_threads(threads)
+
+
+def regenerate_report(name: str, tmp_path: Path, mnist_root: Path, monkeypatch) -> str:
+    """The report the generator makes now from a series' committed result files (and its run.json), in a
+    copy of reports/, so that the committed results' own notes are in it too."""
+    import shutil
+
+    from mnist_lab import paths, report
+
+    committed = paths.reports_dir() / name
+    monkeypatch.setattr(paths, "reports_dir", lambda: tmp_path)
+    shutil.copytree(committed / "results", tmp_path / name / "results")
+    shutil.copy(committed / "run.json", tmp_path / name / "run.json")
+    return report.build(tmp_path / name, data_dir=mnist_root).read_text()

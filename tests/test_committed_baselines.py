@@ -1,6 +1,5 @@
 """The committed results of the baselines series: complete, as its notebooks plan them, and what its report says."""
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -65,14 +64,9 @@ def test_the_numpy_mlp_reaches_97_percent_held_out_on_every_seed(results):
 
 
 def test_the_report_is_what_the_generator_makes_from_these_files(tmp_path, mnist_root, monkeypatch):
-    from mnist_lab import paths, report
+    from conftest import regenerate_report
 
-    monkeypatch.setattr(paths, "reports_dir", lambda: tmp_path)  # a copy of reports/: its notes too
-
-    shutil.copytree(REPORTS / "results", tmp_path / "baselines" / "results")
-    shutil.copy(REPORTS / "run.json", tmp_path / "baselines" / "run.json")
-    report.build(tmp_path / "baselines", data_dir=mnist_root)
-    assert (tmp_path / "baselines" / "README.md").read_text() == (REPORTS / "README.md").read_text()
+    assert regenerate_report("baselines", tmp_path, mnist_root, monkeypatch) == (REPORTS / "README.md").read_text()
     for name in ("train_loss.png", "test_acc_per_epoch.png", "time.png", "final_acc.png", "sweep_4_batch_size.png",
                  "samples.png"):
         assert (REPORTS / name).is_file(), name

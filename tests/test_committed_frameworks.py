@@ -1,7 +1,6 @@
 """The committed results of the frameworks series: complete, as its notebooks plan them, consistent
 across frameworks, and what its report and the README say."""
 import json
-import shutil
 import statistics
 from pathlib import Path
 
@@ -108,13 +107,9 @@ def test_a_checkpoint_scores_in_pytorch_what_its_framework_measured(results, mni
 
 
 def test_the_report_is_what_the_generator_makes_from_these_files(tmp_path, mnist_root, monkeypatch):
-    from mnist_lab import paths, report
+    from conftest import regenerate_report
 
-    monkeypatch.setattr(paths, "reports_dir", lambda: tmp_path)  # a copy of reports/: its notes too
-    shutil.copytree(REPORTS / "results", tmp_path / "frameworks" / "results")
-    shutil.copy(REPORTS / "run.json", tmp_path / "frameworks" / "run.json")
-    report.build(tmp_path / "frameworks", data_dir=mnist_root)
-    assert (tmp_path / "frameworks" / "README.md").read_text() == (REPORTS / "README.md").read_text()
+    assert regenerate_report("frameworks", tmp_path, mnist_root, monkeypatch) == (REPORTS / "README.md").read_text()
     for it in range(1, 6):
         for name in (f"sweep_{it}_framework.png", f"converge_{it}_framework.png"):
             assert (REPORTS / name).is_file(), name

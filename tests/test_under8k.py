@@ -85,13 +85,14 @@ def test_a_1x1_head_needs_the_gap_before_it():
 
 
 def test_onecycle_steps_every_batch_along_torchs_formula():
-    cfg = Config(optimizer="sgd", momentum=0.9, lr=0.1, scheduler="onecycle", pct_start=0.25, epochs=2)
+    cfg = Config(optimizer="sgd", lr=0.1, scheduler="onecycle", pct_start=0.25, epochs=2)
     model = Net([conv(1, 2), gap(), head(conv1x1=True)])
     opt = optimizer_for(model, cfg)
     sched = scheduler_for(opt, cfg, steps_per_epoch=10)
-    lrs = []
+    lrs, momenta = [], []
     for _ in range(20):
         lrs.append(opt.param_groups[0]["lr"])
+        momenta.append(opt.param_groups[0]["momentum"])
         opt.step()
         sched.step()
     # the oracle: cosine from lr/25 up to lr over the first 0.25 * 20 - 1 = 4 steps, then down to lr/25/1e4
@@ -102,6 +103,8 @@ def test_onecycle_steps_every_batch_along_torchs_formula():
 
     want = [cos(0.004, 0.1, s / up) if s <= up else cos(0.1, 0.004 / 1e4, (s - up) / (total - up)) for s in range(20)]
     assert lrs == pytest.approx(want, rel=1e-9)
+    # the momentum the schedule sets, the other way round: 0.95 at both ends, 0.85 at the lr's peak
+    assert momenta[0] == pytest.approx(0.95) and min(momenta) == pytest.approx(0.85) and momenta[4] == pytest.approx(0.85)
 
 
 def test_label_smoothing_is_the_smoothed_cross_entropy():
@@ -126,6 +129,9 @@ def test_new_recipe_settings_are_in_the_recipe_only_when_used():
     ({"framework": "keras", "scheduler": "onecycle"}, "framework 'keras' here trains with scheduler"),
     ({"framework": "numpy", "optimizer": "sgd", "scheduler": "onecycle", "rotation": 0.0, "crop_p": 0.0},
      "framework 'numpy'"),
+    ({"framework": "numpy", "optimizer": "sgd", "rotation": 0.0, "crop_p": 0.0, "label_smoothing": 0.1},
+     "framework 'numpy'"),
+    ({"optimizer": "sgd", "momentum": 0.9, "scheduler": "onecycle"}, "OneCycleLR cycles the momentum itself"),
 ])
 def test_recipes_a_trainer_cannot_follow_are_refused(kw, message):
     with pytest.raises(LabError, match=message):
@@ -134,7 +140,7 @@ def test_recipes_a_trainer_cannot_follow_are_refused(kw, message):
 
 def test_a_tiny_onecycle_run_with_smoothing_is_deterministic_and_lightning_agrees(mnist_root, tmp_path):
     pytest.importorskip("lightning")
-    kw = dict(seed=0, epochs=2, batch_size=32, lr=0.05, optimizer="sgd", momentum=0.9, scheduler="onecycle",
+    kw = dict(seed=0, epochs=2, batch_size=32, lr=0.05, optimizer="sgd", scheduler="onecycle",
               label_smoothing=0.1, rotation=0.0, crop_p=0.0, smoke=True, smoke_batches=6, data_dir=str(mnist_root),
               results_dir=str(tmp_path), device="cpu", iteration=3, name="t", threads=1)
     blocks = [conv(1, 4, bn=True, pad=0, bias=False, dropout=0.05), pool(), conv(4, 8, bn=True, pad=0, bias=False),
@@ -156,9 +162,9 @@ def test_a_tiny_onecycle_run_with_smoothing_is_deterministic_and_lightning_agree
         assert torch.equal(weights[0][k], weights[1][k]) and torch.equal(weights[0][k], weights[2][k]), k
 
 
-def _run(accs, params=7000, seed=0, name="s"):
+def _run(accs, params=7000, seed=0, name="s", iteration=2):
     return {"params": params, "seed": seed, "name": name, "history": [{"test_acc": a} for a in accs],
-            "config": {"lr": 0.1}, "blocks": [], "smoke": False}
+            "config": {"lr": 0.1}, "blocks": [], "smoke": False, "iteration": iteration, "run_id": f"it{iteration}_x"}
 
 
 def test_the_goal_is_checked_on_every_one_of_the_last_epochs():
@@ -168,8 +174,13 @@ def test_the_goal_is_checked_on_every_one_of_the_last_epochs():
     assert not miss["meets"] and miss["lowest"] == 99.39 and miss["stays_from"] == 15
     assert not steps.check(_run([99.5] * 16), goal)["epochs_ok"]
     assert not steps.check(_run([99.5] * 15, params=8000), goal)["meets"]
-    md = steps.result_md(_run([99.0] * 12 + [99.5, 99.39, 99.6]), goal, _run([99.0] * 15, name="before"))
-    assert "**not met**" in md and "lowest 99.39 %" in md and "+0.39 points" in md
+    md = steps.result_md(_run([99.0] * 12 + [99.5, 99.39, 99.6]), goal, _run([99.0] * 15, name="before", iteration=1))
+    assert "**not met**" in md and "lowest 99.39 %" in md and "+0.39 points" in md and "run it1_x" in md
+    assert "Short of the goal's accuracy by 0.01 points" in md
+    first = steps.result_md(_run([99.4] * 15, iteration=1), goal)
+    assert "**met**" in first and "The first step: nothing before it" in first and "At the goal's accuracy in" in first
+    missing = steps.result_md(_run([99.4] * 15), goal, None, "it1_seed0_abc")
+    assert "(it1_seed0_abc) is not in this results folder" in missing
 
 
 def test_a_broken_goal_in_the_series_file_is_explained(tmp_path):
@@ -179,3 +190,66 @@ def test_a_broken_goal_in_the_series_file_is_explained(tmp_path):
     (folder / "series.json").write_text(json.dumps({"report": "steps", "goal": {"acc": "high"}}))
     with pytest.raises(LabError, match="goal 'acc'"):
         series.load(folder)
+
+
+def test_make_reproduce_runs_each_series_with_the_seeds_of_its_committed_results(tmp_path):
+    found = series.find(ROOT / "notebooks")
+    jobs = runner.plan([found["study"], found["under8k"]], [], None, tmp_path, {}, True, 1, tmp_path)
+    assert {j.seed for j in jobs if j.series == "under8k"} == {0, 1, 2, 3, 4}
+    assert {j.seed for j in jobs if j.series == "study"} == {0, 1, 2}
+    assert "--series-seeds" in (ROOT / "Makefile").read_text()
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "mnist_lab", "run", "--seeds", "1", "--series-seeds", "--out",
+                           str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 2 and "give --seeds or --series-seeds, not both" in done.stderr
+
+
+def test_keras_refuses_a_padding_it_cannot_build():
+    from mnist_lab import keras_net
+
+    pytest.importorskip("keras")
+    with pytest.raises(LabError, match="pad 1 or 0, not 2"):
+        keras_net.build([conv(1, 4, pad=2), gap(), head(conv1x1=True)])
+
+
+def test_a_tiny_series_run_gives_every_step_its_result_analysis_and_report(tmp_path, mnist_root):
+    """The four notebooks in tiny mode through the runner (two seeds, two workers); each notebook's generated
+    Result and Analysis; then the steps report, built from the same files marked as full runs."""
+    import subprocess
+    import sys
+
+    from mnist_lab import report
+    from mnist_lab.results import read_result
+
+    done = subprocess.run([sys.executable, "-m", "mnist_lab", "run", "--series", "under8k", "--seeds", "0", "1",
+                           "--smoke", "--workers", "2", "--threads", "1", "--out", str(tmp_path), "--data",
+                           str(mnist_root), "--no-report"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = tmp_path / "under8k" / "results"
+    assert len(list(results.glob("*.json"))) == 8
+    for nb in (tmp_path / "under8k" / "notebooks").glob("*.ipynb"):
+        shown = "".join(json.loads(nb.read_text())["cells"][-1]["outputs"][0]["data"]["text/markdown"])
+        assert "### Result" in shown and "### Analysis" in shown, nb.name
+        if nb.name.startswith("01_"):
+            assert "The first step" in shown
+        else:  # the previous step's run of this seed, found by the name its own recipe gives it
+            assert "Against the previous step" in shown or "is not in this results folder" in shown, nb.name
+    spec = series.load(UNDER8K)
+    for p in results.glob("it[234]_*.json"):  # the name the previous step gives this seed is that run's file
+        r, _ = read_result(p)
+        assert (results / f"{steps.previous_id(spec, r)}.json").is_file(), p.name
+    # the same files as if full-length: the report's steps section and plot
+    full = tmp_path / "full" / "under8k" / "results"
+    full.mkdir(parents=True)
+    for p in results.glob("*.json"):
+        r, _ = read_result(p)
+        r["smoke"] = False
+        (full / p.name.replace("_smoke", "")).write_text(json.dumps(r))
+        (full / p.with_suffix(".pt").name.replace("_smoke", "")).write_bytes(p.with_suffix(".pt").read_bytes())
+    text = report.build(full.parent, data_dir=mnist_root).read_text()
+    for it, name in ((1, "skeleton"), (2, "dropout_steplr"), (3, "onecycle"), (4, "smaller")):
+        assert f"### Step {it}: {name}" in text and f"| {it} | {name} |" in text
+    assert text.count("**Target.**") == 4 and "Receptive field: as step 3" in text and "| 7 GAP | 6 | 1 | 0 | 1 | 2 | 28 |" in text
+    assert "### The best, and the smallest" in text and (full.parent / "goal_epochs.png").is_file()
