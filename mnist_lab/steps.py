@@ -230,7 +230,7 @@ def section(own: dict, spec, verdict, pm, sweeps=()) -> list[str]:
     good = [(label, row) for label, row in rows if row["final_mean"] >= goal["smallest_at"]]
     if good:
         label, row = min(good, key=lambda x: (x[1]["params"], -x[1]["final_mean"]))
-        md.append(f"- Smallest network with a mean of at least {goal['smallest_at']:g} % over its seeds: {label}, "
+        md.append(f"- Smallest network run here with a mean of at least {goal['smallest_at']:g} % over its seeds: {label}, "
                   f"{row['params']:,} parameters, {pm(row['final_mean'], row['final_std'], row['n'])} %.")
     else:
         md.append(f"- No network here keeps a mean of {goal['smallest_at']:g} % over its seeds.")
