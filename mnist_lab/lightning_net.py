@@ -40,6 +40,7 @@ def module(net, cfg, validate: bool = True):
         def __init__(self):
             super().__init__()
             self.net = net
+            self.criterion = loss_fn(cfg)  # built once, not per batch
 
         def forward(self, x):
             return self.net(_prepare(x, cfg))
@@ -47,7 +48,7 @@ def module(net, cfg, validate: bool = True):
         def _step(self, batch, split):
             x, y = batch
             out = self(x)
-            loss = (loss_fn(cfg) if split == "train" else F.nll_loss)(out, y)
+            loss = (self.criterion if split == "train" else F.nll_loss)(out, y)
             # on_epoch: Lightning averages over the epoch, weighted by batch size (a mean per image)
             self.log(f"{split}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
             self.log(f"{split}_acc", 100 * (out.argmax(1) == y).float().mean(), on_step=False, on_epoch=True,

@@ -8,7 +8,6 @@ previous step's run of the same seed, when its file is there), in the report fro
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 
 
@@ -162,13 +161,11 @@ def rf_table(blocks) -> list[str]:
     return out + [f"| {r['layer']} | {r['k']} | {r['s']} | {r['p']} | {r['n']} | {r['j']} | {r['r']} |" for r in rows]
 
 
-def _mean(xs):
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else float("nan")), len(xs)
-
-
 def section(own: dict, spec, verdict, pm, sweeps=()) -> list[str]:
     """The report's steps: the goal, a table of the steps side by side, then per step its Target, Result
     (over every seed) and Analysis (against the step before, judged against the seed noise)."""
+    from .compare import _stats  # (mean, std, n), as the comparisons judge them
+
     goal = goal_of(spec)
     if not own:
         return ["## The goal, step by step", "", "No run at the notebooks' own recipes here.", ""]
@@ -180,14 +177,14 @@ def section(own: dict, spec, verdict, pm, sweeps=()) -> list[str]:
     checks = {it: [check(r, goal) for r in row["runs"]] for it, row in own.items()}
     for it, row in sorted(own.items()):
         cs = checks[it]
-        lows = _mean([c["lowest"] for c in cs])
+        lows = _stats([c["lowest"] for c in cs])
         md.append(f"| {it} | {row['name']} | {row['params']:,} | {len(row['runs'][0]['history'])} | "
-                  f"{pm(*_mean([c['final'] for c in cs]))} | {lows[0]:.2f}; {min(c['lowest'] for c in cs):.2f} | "
+                  f"{pm(*_stats([c['final'] for c in cs]))} | {lows[0]:.2f}; {min(c['lowest'] for c in cs):.2f} | "
                   f"{sum(c['meets'] for c in cs)} of {len(cs)} | {row['sec_per_epoch']:.1f} |")
     prev = None
     for it, row in sorted(own.items()):
         cs, runs = checks[it], row["runs"]
-        finals, lows = _mean([c["final"] for c in cs]), _mean([c["lowest"] for c in cs])
+        finals, lows = _stats([c["final"] for c in cs]), _stats([c["lowest"] for c in cs])
         meets = sum(c["meets"] for c in cs)
         stays = [c["stays_from"] for c in cs]
         per_seed = ", ".join(f"{c['lowest']:.2f}" for c in cs)
@@ -204,8 +201,8 @@ def section(own: dict, spec, verdict, pm, sweeps=()) -> list[str]:
             p_it, p_row, p_cs = prev
             changed = _changes(runs[0], p_row["runs"][0])
             md += [f"- Against step {p_it}: {'; '.join(changed) or 'the same recipe'}.",
-                   f"- Final-epoch held-out accuracy {verdict(finals, _mean([c['final'] for c in p_cs]), 'points')}.",
-                   f"- Lowest of the last {goal['last']} epochs {verdict(lows, _mean([c['lowest'] for c in p_cs]), 'points')}."]
+                   f"- Final-epoch held-out accuracy {verdict(finals, _stats([c['final'] for c in p_cs]), 'points')}.",
+                   f"- Lowest of the last {goal['last']} epochs {verdict(lows, _stats([c['lowest'] for c in p_cs]), 'points')}."]
         short = [f"seed {r['seed']} ({c['lowest']:.2f} %)" for r, c in zip(runs, cs) if not c["acc_ok"]]
         if not cs[0]["params_ok"]:
             md.append(f"- {row['params']:,} parameters: not under {goal['params_below']:,}.")
