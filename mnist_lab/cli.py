@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -33,11 +34,14 @@ def _series(a):
 
 
 def cmd_run(a):
-    from . import fetch, report, runner
+    from . import fetch, runner
     from .lock import FolderLock
 
-    if a.workers < 1 or a.threads < 0:
-        raise LabError("--workers must be at least 1 and --threads at least 0 (0: cores / workers)")
+    if (a.workers is not None and a.workers < 1) or a.threads < 0 or a.retries < 0:
+        raise LabError("--workers must be at least 1, --threads and --retries at least 0 (--threads 0: cores / workers)")
+    if a.cluster and a.workers is not None:
+        raise LabError("--workers is for runs on this machine; on a cluster each worker runs as many notebooks at "
+                       "once as it has threads (`dask worker ADDRESS --nthreads N`)")
     if a.seeds and a.series_seeds:
         raise LabError("give --seeds or --series-seeds, not both")
     if any(s < 0 for s in a.seeds or []):
@@ -54,28 +58,31 @@ def cmd_run(a):
         for nb in (s.notebooks[i] for i in iterations or sorted(s.notebooks)):
             known.update(runner.notebook_parameters(nb))
     overrides = runner.parse_overrides(a.set or [], known)
-    device = overrides.get("device", "auto")
-    on_cpu = device == "cpu" or (device == "auto" and not _cuda())
-    cores = os.cpu_count() or 1
+    grid = runner.parse_grid(a.grid, known) if a.grid else None
+    both = sorted(set(grid[0]) & set(overrides)) if grid else []
+    if both:
+        raise LabError(f"{', '.join(both)} given in both --set and --grid; keep one")
     data_dir = Path(a.data).resolve() if a.data else fetch.default_root()
-    jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, 1, data_dir)  # checks every parameter
-    runs = len(jobs)
-    # More notebooks at once than runs, or than cores on the CPU, only adds contention.
-    workers = min(a.workers, runs, cores if on_cpu else runs)
-    if workers < a.workers:
-        print(f"--workers {a.workers} capped to {workers} ({runs} run(s){f', {cores} cores' if on_cpu else ''})")
-    threads = a.threads or (max(1, cores // workers) if on_cpu else 0)
-    if threads != 1:  # the thread count is part of each run's identity: plan again with the real one
-        jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, threads, data_dir)
-    with FolderLock(out) as lock:
-        fetch.ensure(data_dir)  # once, before any notebook starts: no two runs race to fetch it
+    with contextlib.ExitStack() as stack:
+        if a.cluster:
+            from .cluster import Cluster
+
+            cluster = stack.enter_context(Cluster(a.cluster, a.retries))
+            jobs, workers, threads = _cluster_plan(a, cluster, chosen, iterations, seeds, out, overrides, data_dir, grid)
+        else:
+            cluster = None
+            jobs, workers, threads = _local_plan(a, chosen, iterations, seeds, out, overrides, data_dir, grid)
+        lock = stack.enter_context(FolderLock(out))
+        if cluster is None:
+            fetch.ensure(data_dir)  # once, before any notebook starts: no two runs race to fetch it
         names = ", ".join(s.name + (f" {iterations}" if iterations else "") for s in chosen)
         shown = seeds if seeds is not None else "; ".join(f"{s.name} {s.seeds or [0]}" for s in chosen)
-        print(f"{len(jobs)} run(s): series {names}, seeds {shown}, {workers} worker(s), "
+        where = cluster.describe() if cluster else f"{workers} worker(s)"
+        print(f"{len(jobs)} run(s): series {names}, seeds {shown}{f', grid of {len(grid)}' if grid else ''}, {where}, "
               f"{threads or 'default'} thread(s) each{', tiny mode' if a.smoke else ''} -> {paths.shown(out)}")
         skipped = set() if a.force else {j.result for j in jobs if runner.finished(j)[0]}
         started = time.perf_counter()
-        failures = runner.run_series(jobs, workers, a.force, keep_fds=(lock.fd,))
+        failures = runner.run_series(jobs, workers, a.force, keep_fds=(lock.fd,), cluster=cluster)
         if not a.smoke:  # tiny runs are not results: the record of how the results were made stays
             _log_run(out, chosen, jobs, failures, skipped, time.perf_counter() - started, workers, threads)
         if not a.no_report:
@@ -85,6 +92,44 @@ def cmd_run(a):
         for job, why in failures:
             print(f"  {job.label}: {why}\n    see {paths.shown(job.executed)}")
         sys.exit(1)
+
+
+def _local_plan(a, chosen, iterations, seeds, out, overrides, data_dir, grid):
+    """(jobs, notebooks at once, threads each) on this machine."""
+    from . import runner
+
+    device = overrides.get("device", "auto")
+    on_cpu = device == "cpu" or (device == "auto" and not _cuda())
+    cores = os.cpu_count() or 1
+    jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, 1, data_dir, grid)  # checks every parameter
+    runs = len(jobs)
+    # More notebooks at once than runs, or than cores on the CPU, only adds contention.
+    asked = a.workers or 1
+    workers = min(asked, runs, cores if on_cpu else runs)
+    if workers < asked:
+        print(f"--workers {asked} capped to {workers} ({runs} run(s){f', {cores} cores' if on_cpu else ''})")
+    threads = a.threads or (max(1, cores // workers) if on_cpu else 0)
+    if threads != 1:  # the thread count is part of each run's identity: plan again with the real one
+        jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, threads, data_dir, grid)
+    return jobs, workers, threads
+
+
+def _cluster_plan(a, cluster, chosen, iterations, seeds, out, overrides, data_dir, grid):
+    """(jobs, worker threads in all, threads each) on the cluster's workers. Their device cannot be
+    detected from here, so it is a choice: the CPU unless --set device=cuda."""
+    from . import runner
+
+    device = overrides.get("device", "auto")
+    if device == "auto":
+        overrides = dict(overrides, device="cpu")
+        print("on a cluster the device is chosen, not detected: the CPU (--set device=cuda for workers started "
+              "with --resources GPU=1)")
+    elif device.startswith("cuda") and not cluster.gpus():
+        raise LabError(f"--set device={device} needs workers with a GPU, and none of {a.cluster} offers one: start "
+                       "them with `dask worker ADDRESS --nthreads 1 --resources GPU=1`")
+    threads = a.threads or 1  # the committed results' recipe; a worker runs as many notebooks as its threads
+    jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, threads, data_dir, grid, cluster.cpu())
+    return jobs, cluster.threads(), threads
 
 
 def _portable_arg(arg: str) -> str:
@@ -251,9 +296,17 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="notebook parameter overrides, e.g. epochs=2 device=cpu")
     r.add_argument("--smoke", action="store_true", help="tiny runs: a quick check of the whole path, not results")
     r.add_argument("--force", action="store_true", help="redo runs that already have result files")
-    r.add_argument("--workers", type=int, default=1, help="notebooks run at once (default 1)")
+    r.add_argument("--grid", nargs="+", metavar="KEY=V1,V2",
+                   help="a sweep: every notebook chosen at every combination of these values (times each seed), "
+                        "e.g. lr=0.001,0.002 batch_size=64,128; replaces the series' own runs and sweeps")
+    r.add_argument("--workers", type=int, default=None, help="notebooks run at once on this machine (default 1)")
+    r.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the notebooks on the workers of a Dask scheduler, e.g. tcp://host:8786 (see the README)")
+    r.add_argument("--retries", type=int, default=2,
+                   help="with --cluster: how often Dask runs a failed notebook again (default 2; a lost worker's "
+                        "jobs are always rescheduled)")
     r.add_argument("--threads", type=int, default=0,
-                   help="CPU threads per notebook (default: cores / workers). Part of the recipe: float sums "
+                   help="CPU threads per notebook (default: cores / workers; 1 on a cluster). Part of the recipe: float sums "
                         "on the CPU depend on it, so equal threads give equal numbers")
     r.add_argument("--out", default=None,
                    help="output folder (default: the repository's runs/; `--out reports` replaces the committed results)")

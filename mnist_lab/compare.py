@@ -216,16 +216,21 @@ def _sweep_section(sweeps, spec=None) -> list[str]:
 
 def build(out_dir: Path, spec, defaults, rows, full, data_dir, plots, made, notes) -> list[str]:
     """The page's lines; `rows` are report.summarize(full); `plots(own, sweeps, folder)` draws the figures."""
+    from . import grid
+
     own = own_rows(rows, spec, defaults)
-    if not own:
-        raise LabError(f"no results of the notebooks' own recipes in {out_dir / 'results'}")
     sweeps = sweep_rows(rows, spec, defaults)
+    others = grid.section(rows, defaults, own, [r for _, _, pairs, _ in sweeps for _, r in pairs])
     md = [f"# {spec.title or spec.name}", "",
           "Accuracy is measured on the **10,000 held-out MNIST test images**, un-augmented, with the weights each "
           "run ends with (the last epoch, or where the notebook restores it, the epoch with the lowest validation "
           "loss), as mean ± sample standard deviation over seeds. A difference counts as real when it is larger than "
-          "twice its standard error. Times are measured while the series ran, with the thread count below.", "",
-          "## The networks, each at its own recipe", ""]
+          "twice its standard error. Times are measured while the series ran, with the thread count below.", ""]
+    if not own:  # only runs at other settings (a --grid that leaves out the notebooks' own values)
+        if not others:
+            raise LabError(f"no results of the notebooks' own recipes in {out_dir / 'results'}")
+        return md + others + ["## How these numbers were made", ""] + made
+    md += ["## The networks, each at its own recipe", ""]
     md += _table(own)
     if spec.report == "steps":
         from . import steps
@@ -236,6 +241,7 @@ def build(out_dir: Path, spec, defaults, rows, full, data_dir, plots, made, note
     heading = "The steps compared" if spec.report == "steps" else "The documents' questions"
     md += ["", f"## {heading}, answered on held-out data", ""] + questions(own, spec, sweeps) + [""]
     md += _sweep_section(sweeps, spec)
+    md += others
     md += ["## Plots", ""] + [f"![{name}]({name})" for name in plots(own, sweeps, out_dir, data_dir)]
     if notes:
         md += ["", "## Notes", ""] + [f"- {n}" for n in notes]

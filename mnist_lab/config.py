@@ -15,6 +15,7 @@ from .errors import LabError
 SMOKE_ENV = "MNIST_LAB_SMOKE"  # "1" turns every run into a tiny run (used by the notebook tests)
 EXPECT_ENV = "MNIST_LAB_EXPECT_RUN"  # set by the runner: the run id it planned, which record() must match
 RESULTS_ENV = "MNIST_LAB_RESULTS"  # where result files go, overriding results_dir (keeps test runs out of reports/)
+STAGE_ENV = "MNIST_LAB_STAGE"  # set on a cluster worker: write the files here; the client puts them in results_dir
 
 
 @dataclass
@@ -133,15 +134,22 @@ class Config:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def write_path(self) -> Path:
+        """Where record() writes: results_path, or on a cluster worker its staging folder (the record
+        still names results_path, where the client puts the files)."""
+        return Path(os.environ[STAGE_ENV]) if os.environ.get(STAGE_ENV) else self.results_path
+
     def portable_dict(self) -> dict:
         """to_dict with the folders as the run resolved them, relative to the repository."""
         return dict(self.to_dict(), data_dir=paths.portable(self.data_path),
                     results_dir=paths.portable(self.results_path))
 
-    def recipe(self, blocks, device) -> dict:
+    def recipe(self, blocks, device, cpu: str | None = None) -> dict:
         """Everything that changes this run's numbers: the network, the settings that reach the
         arithmetic, and where it runs (CPU float sums depend on the thread count and on the vector
-        instructions torch picks; CUDA differs from both). Names and folders are left out."""
+        instructions torch picks; CUDA differs from both). Names and folders are left out.
+        `cpu`: the vector instructions of the machine that will run it (default: this one's)."""
         import torch
 
         r = {k: v for k, v in self.to_dict().items() if k not in NOT_RECIPE}
@@ -165,7 +173,7 @@ class Config:
         r["device"] = kind
         if kind == "cpu":
             r["threads"] = self.threads or torch.get_num_threads()
-            r["cpu"] = torch.backends.cpu.get_cpu_capability()
+            r["cpu"] = cpu or torch.backends.cpu.get_cpu_capability()
         else:
             del r["threads"]
         r["blocks"] = blocks

@@ -66,7 +66,7 @@ def record(cfg, model: Net, fit_result, data, device) -> Path:
     if not fit_result.history:
         raise LabError("nothing to record: the run trained no epoch")
     recipe = cfg.recipe(model.blocks, device)
-    path = cfg.results_path / f"{run_id(cfg.iteration, cfg.seed, cfg.smoke, recipe)}.json"
+    path = cfg.write_path / f"{run_id(cfg.iteration, cfg.seed, cfg.smoke, recipe)}.json"
     expected = os.environ.get(EXPECT_ENV)
     if expected and expected != path.stem:
         raise LabError(f"this run's identity is {path.stem}, but the runner planned {expected}: the notebook "

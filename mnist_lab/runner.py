@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import itertools
 import json
 import os
 import re
@@ -160,11 +161,32 @@ def check_iterations(notebooks: dict[int, Path], iterations) -> list[int]:
     return list(dict.fromkeys(iterations))  # a repeated iteration would be the same run twice
 
 
-def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, threads: int, data_dir: Path) -> list[Job]:
+def parse_grid(entries: list[str], known: dict[str, str]) -> list[dict]:
+    """'key=v1,v2' strings -> every combination of their values as {key: value}, typed and checked as
+    --set checks one value."""
+    axes: dict[str, list] = {}
+    for entry in entries:
+        key, sep, raw = entry.partition("=")
+        if not sep or not raw:
+            raise LabError(f"--grid {entry!r} must look like key=v1,v2, e.g. lr=0.001,0.002")
+        if key in axes:
+            raise LabError(f"parameter {key!r} is given twice in --grid; list all its values once: {key}=v1,v2")
+        values = [parse_overrides([f"{key}={v.strip()}"], known)[key] for v in raw.split(",")]
+        if key not in CONFIG_KEYS:  # the report tells a grid's runs apart by their recorded settings
+            raise LabError(f"--grid over {key!r}: it shapes only the network, which a run's settings do not record; "
+                           f"grid a run setting (lr, batch_size, epochs, ...), or run each {key} with --set {key}=...")
+        axes[key] = list(dict.fromkeys(values))
+    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+
+
+def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, threads: int, data_dir: Path,
+         grid: list[dict] | None = None, worker_cpu: str | None = None) -> list[Job]:
     """One job per (series, notebook, sweep value, seed), into <out>/<series>/; seeds None: each series'
     own (its series.json "seeds", else 0). Every job's parameters
     are checked here, before anything runs, by building the Config its notebook will build.
-    `iterations` picks notebooks (all when empty); it is meant for one series."""
+    `iterations` picks notebooks (all when empty); it is meant for one series. `grid` (from --grid)
+    replaces the series' own runs and sweeps: each notebook at every combination. `worker_cpu`: the
+    jobs run on cluster workers with these vector instructions, not on this machine."""
     from .trainer import missing, run_device
 
     jobs = []
@@ -173,11 +195,12 @@ def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, thr
         for it in iterations or sorted(s.notebooks):
             nb = s.notebooks[it]
             defaults = notebook_defaults(nb)
-            foreign = sorted({*overrides, *(k for v in s.variants(it) for k in v)} - set(defaults))
+            variants = grid if grid is not None else s.variants(it)
+            foreign = sorted({*overrides, *(k for v in variants for k in v)} - set(defaults))
             if foreign:  # it would run with a recipe other than the one planned, and fail at its end
                 raise LabError(f"{s.name}/{nb.name} takes no parameter {', '.join(map(repr, foreign))}; pick the "
                                "notebooks that do with --series (and --iterations)")
-            for variant in s.variants(it):
+            for variant in variants:
                 for seed in seeds if seeds is not None else (s.seeds or [0]):
                     params = dict(overrides, **variant, series=s.name, seed=seed, smoke=smoke, threads=threads,
                                   data_dir=portable(data_dir), results_dir=portable(folder / "results"))
@@ -189,7 +212,8 @@ def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, thr
                     absent = missing(cfg)
                     if absent:
                         raise LabError(f"{s.name}/{nb.name}{f' {variant}' if variant else ''}: {absent}")
-                    recipe = cfg.recipe(notebook_network(nb, values), run_device(cfg))
+                    device = run_device(cfg, elsewhere=worker_cpu is not None)
+                    recipe = cfg.recipe(notebook_network(nb, values), device, worker_cpu)
                     rid = run_id(cfg.iteration, seed, cfg.smoke, recipe)
                     jobs.append(Job(it, seed, nb, folder / "notebooks" / f"{nb.stem}_{rid.split('_', 1)[1]}.ipynb",
                                     folder / "results" / f"{rid}.json", params, recipe, s.name, cfg.run_epochs))
@@ -255,6 +279,36 @@ def finished(job: Job) -> tuple[bool, str | None]:
     return True, None
 
 
+def papermill_command(notebook: str, output: str, cwd: str, params: dict) -> list[str]:
+    """The papermill process that runs one notebook (paths as the executed notebook records them)."""
+    return [sys.executable, "-m", "papermill", notebook, output, "--cwd", cwd, "-k", "python3", "--no-progress-bar",
+            "-y", json.dumps(params)]
+
+
+def job_env(job: Job, **extra) -> dict[str, str]:
+    """The environment of a job's papermill process."""
+    env = {k: v for k, v in os.environ.items() if k != RESULTS_ENV}  # --out decides where results go
+    env[EXPECT_ENV] = job.result.stem  # record() refuses to write under any other identity
+    if job.params.get("threads"):  # NumPy's BLAS takes its thread count from these, when it starts
+        env.update({k: str(job.params["threads"]) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    return dict(env, **extra)
+
+
+def tail_of(stderr: str) -> str:
+    return (stderr.strip().splitlines() or ["no output"])[-1]
+
+
+def keep_executed(tmp: Path, job: Job) -> bool:
+    """Put papermill's output `tmp` in place as the job's executed notebook; False when it was cut short."""
+    try:
+        nbfiles.compact(tmp, job.executed, portable(job.executed))
+        tmp.unlink()
+        return True
+    except (OSError, ValueError):  # cut short while papermill wrote it: keep it as it is
+        os.replace(tmp, job.executed)
+        return False
+
+
 def execute(job: Job, keep_fds=()) -> tuple[bool, str]:
     """Run one notebook in its own papermill process; the executed copy appears only when done.
 
@@ -263,35 +317,36 @@ def execute(job: Job, keep_fds=()) -> tuple[bool, str]:
     job.executed.parent.mkdir(parents=True, exist_ok=True)
     tmp = job.executed.with_name(f".{job.executed.name}.running")
     # Paths relative to the repository, so the executed notebook records no machine's folders.
-    cmd = [sys.executable, "-m", "papermill", portable(job.notebook), portable(tmp),
-           "--cwd", portable(job.notebook.parent), "-k", "python3", "--no-progress-bar", "-y", json.dumps(job.params)]
-    env = {k: v for k, v in os.environ.items() if k != RESULTS_ENV}  # --out decides where results go
-    env[EXPECT_ENV] = job.result.stem  # record() refuses to write under any other identity
-    if job.params.get("threads"):  # NumPy's BLAS takes its thread count from these, when it starts
-        env.update({k: str(job.params["threads"]) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    cmd = papermill_command(portable(job.notebook), portable(tmp), portable(job.notebook.parent), job.params)
     started = time.time()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=base(), env=env, pass_fds=tuple(keep_fds))
-    kept = True
-    if tmp.exists():  # a failed run keeps its executed notebook too: it shows the error
-        try:
-            nbfiles.compact(tmp, job.executed, portable(job.executed))
-            tmp.unlink()
-        except (OSError, ValueError):  # cut short while papermill wrote it: keep it as it is
-            os.replace(tmp, job.executed)
-            kept = False
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=base(), env=job_env(job), pass_fds=tuple(keep_fds))
+    kept = keep_executed(tmp, job) if tmp.exists() else True  # a failed run keeps its executed notebook too
     ok = done.returncode == 0 and job.result.exists() and kept
     if not ok:
         # A failed notebook leaves no result file, even one it wrote before failing.
         for path in (job.result, job.result.with_suffix(".pt")):
             if path.exists() and path.stat().st_mtime >= started:
                 path.unlink()
-    tail = "" if ok else (done.stderr.strip().splitlines() or ["no output"])[-1] if kept else \
-        "the executed notebook was cut short (unreadable)"
+    tail = "" if ok else tail_of(done.stderr) if kept else "the executed notebook was cut short (unreadable)"
     return ok, tail
 
 
-def run_series(jobs: list[Job], workers: int, force: bool, log=print, keep_fds=()) -> list[tuple[Job, str]]:
-    """Run the jobs; return the failures as (job, reason). Finished results are never redone unless force."""
+def _local(todo: list[Job], workers: int, keep_fds):
+    """(job, ok, why, seconds, where) as each finishes, `workers` papermill processes at a time."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(_timed, execute, j, keep_fds): j for j in todo}
+        try:
+            for fut in as_completed(futures):
+                (ok, why), secs = fut.result()
+                yield futures[fut], ok, why, secs, ""
+        finally:  # interrupted: start nothing more (the running notebooks finish or die with us)
+            for f in futures:
+                f.cancel()
+
+
+def run_series(jobs: list[Job], workers: int, force: bool, log=print, keep_fds=(), cluster=None) -> list[tuple[Job, str]]:
+    """Run the jobs, here or on `cluster` (mnist_lab.cluster.Cluster); return the failures as (job, reason).
+    Finished results are never redone unless force."""
     from tqdm import tqdm
 
     # Left by a run that was killed while a notebook was being written; we hold the folder's lock,
@@ -313,28 +368,24 @@ def run_series(jobs: list[Job], workers: int, force: bool, log=print, keep_fds=(
     failures = []
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc="series", unit="notebook", file=sys.stdout, ncols=90)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(_timed, execute, j, keep_fds): j for j in todo}
-        try:
-            for fut in as_completed(futures):
-                job = futures[fut]
-                (ok, why), secs = fut.result()
-                status = "ok" if ok else "FAILED"
-                acc = ""
-                if ok:
-                    r, bad = read_result(job.result)
-                    acc = f", held-out acc {r['final_test_acc']:.2f}%" if r else f" but its result file has {bad}"
-                bar.write(f"  {job.label}: {status} in {secs:.0f} s{acc}")
-                bar.update(1)
-                if not ok:
-                    failures.append((job, why))
-        except KeyboardInterrupt:
-            bar.write("interrupted: finished runs are kept; run the same command again to resume")
-            for f in futures:
-                f.cancel()
-            raise
+    outcomes = cluster.run(todo) if cluster is not None else _local(todo, workers, keep_fds)
+    try:
+        for job, ok, why, secs, where in outcomes:
+            acc = ""
+            if ok:
+                r, bad = read_result(job.result)
+                acc = f", held-out acc {r['final_test_acc']:.2f}%" if r else f" but its result file has {bad}"
+            bar.write(f"  {job.label}: {'ok' if ok else 'FAILED'} in {secs:.0f} s{f' on {where}' if where else ''}{acc}")
+            bar.update(1)
+            if not ok:
+                failures.append((job, why))
+    except KeyboardInterrupt:
+        bar.write("interrupted: finished runs are kept; run the same command again to resume")
+        outcomes.close()
+        raise
     bar.close()
-    log(f"series wall time {time.perf_counter() - start:.1f} s for {len(todo)} notebook(s), {workers} worker(s)")
+    log(f"series wall time {time.perf_counter() - start:.1f} s for {len(todo)} notebook(s), "
+        f"{cluster.describe() if cluster is not None else f'{workers} worker(s)'}")
     return failures
 
 

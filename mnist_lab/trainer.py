@@ -28,12 +28,13 @@ def pick_device(name: str = "auto") -> torch.device:
         raise LabError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda'") from None
 
 
-def run_device(cfg: Config) -> torch.device:
+def run_device(cfg: Config, elsewhere: bool = False) -> torch.device:
     """Where the run trains: `cfg.device`, but the CPU for NumPy and for Keras on tensorflow-cpu (the data,
-    the weights and the record stay there)."""
+    the weights and the record stay there). `elsewhere`: on another machine (a cluster worker), so
+    `cfg.device` is taken as it is, without asking this machine for CUDA."""
     if cfg.framework == "numpy" or (cfg.framework == "keras" and cfg.keras_backend == "tensorflow"):
         return torch.device("cpu")
-    return pick_device(cfg.device)
+    return torch.device(cfg.device) if elsewhere else pick_device(cfg.device)
 
 
 # What each framework imports: checked before a series starts, so a missing one stops nothing midway.

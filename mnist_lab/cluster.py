@@ -1,0 +1,242 @@
+"""The series' jobs on a Dask cluster: `mnist-lab run --cluster tcp://host:8786`.
+
+A worker needs mnist_lab installed (a checkout and `make setup`) and its own MNIST, but no file
+system shared with the client: the client sends each job's notebook and parameters; the worker runs
+it with papermill in a temporary folder, exactly as `mnist-lab run` does locally, and sends back the
+executed notebook, the result file and the checkpoint, which the client writes atomically into the
+output folder. So the folder's lock, resuming and the report work as they do locally.
+
+A notebook that fails on a worker is retried by Dask (`--retries`), and a job whose worker is lost
+(killed, out of memory) is rescheduled by Dask on another one; a job that keeps failing ends as a
+failure of the run, with its executed notebook, as locally. Jobs on CUDA ask for a worker resource
+`GPU=1` (`dask worker ... --resources GPU=1`); CPU jobs run on any worker, one per worker thread.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from .errors import LabError
+
+CONNECT_SECONDS = 10
+START_HINT = ("start one with `dask scheduler --host HOST` and workers with `dask worker tcp://HOST:8786 --nthreads 1` "
+              "on machines with mnist_lab set up (see the README)")
+
+
+class JobFailed(Exception):
+    """A notebook that failed on a worker, with its executed notebook (bytes, or None) to show why.
+    Raised there, so Dask retries it; the last one reaches the client."""
+
+    def __init__(self, why: str, notebook: bytes | None = None):
+        super().__init__(why, notebook)
+        self.why, self.notebook = why, notebook
+
+    def __str__(self):
+        return self.why
+
+
+def facts() -> dict:
+    """What a worker's runs depend on (run on each worker when the client connects)."""
+    import torch
+
+    from .results import code_version
+
+    return {"cpu": torch.backends.cpu.get_cpu_capability(), "cuda": torch.cuda.device_count(),
+            "torch": torch.__version__, "code": code_version()}
+
+
+# ---- on a worker ----
+
+_data_lock = threading.Lock()
+_data_ready: dict[str, str] = {}
+
+
+def _worker_data(wanted: str) -> str:
+    """The MNIST folder for this worker's runs, as a notebook parameter: the client's (when this machine
+    has it at the same place), else this machine's default; fetched and verified once per process."""
+    from . import fetch, paths
+
+    with _data_lock:
+        if wanted not in _data_ready:
+            root = paths.data_root(wanted) if wanted else fetch.default_root()
+            if fetch.problems(root):
+                root = fetch.default_root()
+            fetch.ensure(root, log=lambda *_: None)
+            _data_ready[wanted] = paths.portable(root)
+        return _data_ready[wanted]
+
+
+# papermill dies with the worker: prctl(PR_SET_PDEATHSIG, SIGKILL), then exec (the kernel papermill starts
+# exits by itself when its parent is gone). Without it, a killed worker would leave its notebook running.
+_DIE_WITH_PARENT = ("import ctypes, os, sys\n"
+                    "try:\n    ctypes.CDLL(None).prctl(1, 9)\nexcept (OSError, AttributeError):\n    pass\n"
+                    "os.execv(sys.executable, [sys.executable] + sys.argv[1:])\n")
+
+
+def run_job(job: dict) -> dict:
+    """Run one job on this worker (see `payload`); its files come back as bytes. Raises JobFailed."""
+    from . import runner
+    from .config import RESULTS_ENV, STAGE_ENV
+
+    params = dict(job["params"], data_dir=_worker_data(job["params"].get("data_dir", "")))
+    with tempfile.TemporaryDirectory(prefix="mnist-lab-job-") as tmp:
+        tmp = Path(tmp)
+        notebook = tmp / job["notebook_path"]
+        notebook.parent.mkdir(parents=True, exist_ok=True)
+        notebook.write_bytes(job["notebook"])
+        output = tmp / "executed.ipynb"
+        stage = tmp / "results"
+        cmd = runner.papermill_command(job["notebook_path"], output.name, str(notebook.parent.relative_to(tmp)), params)
+        if sys.platform.startswith("linux"):
+            cmd = [sys.executable, "-c", _DIE_WITH_PARENT] + cmd[1:]
+        env = {k: v for k, v in os.environ.items() if k != RESULTS_ENV}
+        env.update(job["env"], **{STAGE_ENV: str(stage)})
+        started = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, env=env)
+        seconds = time.perf_counter() - started
+        executed = output.read_bytes() if output.exists() else None
+        result, checkpoint = stage / f"{job['stem']}.json", stage / f"{job['stem']}.pt"
+        if done.returncode or not result.is_file() or not checkpoint.is_file():
+            raise JobFailed(runner.tail_of(done.stderr) if done.returncode else "it wrote no result file", executed)
+        from distributed import get_worker
+
+        return {"notebook": executed, "result": result.read_bytes(), "checkpoint": checkpoint.read_bytes(),
+                "seconds": seconds, "worker": get_worker().name}
+
+
+# ---- on the client ----
+
+def payload(job) -> dict:
+    """What a worker needs to run `job`, the notebook itself included."""
+    from .config import EXPECT_ENV, SMOKE_ENV
+    from .paths import portable
+    from .runner import job_env
+
+    shown = portable(job.notebook)  # as the executed notebook records it, when inside the repository
+    relative = shown if not os.path.isabs(shown) else f"notebooks/{job.series}/{job.notebook.name}"
+    # The job's own settings; the rest of the environment is the worker's (its paths, its MNIST).
+    own = job_env(job)
+    keys = {EXPECT_ENV, SMOKE_ENV} | ({"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}
+                                      if job.params.get("threads") else set())
+    env = {k: own[k] for k in keys if k in own}
+    return {"notebook": job.notebook.read_bytes(), "notebook_path": relative, "params": job.params,
+            "stem": job.result.stem, "env": env}
+
+
+class Cluster:
+    """The client of a running Dask scheduler, and how the series' jobs run on its workers."""
+
+    def __init__(self, address: str, retries: int = 2):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise LabError("--cluster needs Dask distributed: `pip install -r requirements.txt` "
+                           "(`make setup` does it)") from None
+        self.address, self.retries = address, retries
+        try:
+            self.client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise LabError(f"no Dask scheduler answers at {address} ({type(exc).__name__}: {exc}); {START_HINT}") from None
+        try:
+            self.client.wait_for_workers(1, timeout=CONNECT_SECONDS)
+        except (TimeoutError, OSError):
+            self.close()
+            raise LabError(f"the Dask scheduler at {address} has no workers; {START_HINT}") from None
+        try:
+            self.workers = self.client.run(facts)
+        except Exception as exc:  # a worker without mnist_lab cannot even unpickle the probe
+            self.close()
+            raise LabError(f"a worker of {address} could not run mnist_lab ({type(exc).__name__}: {exc}); "
+                           "set up mnist_lab on every worker machine (a checkout and `make setup`)") from None
+
+    def close(self):
+        self.client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def gpus(self) -> int:
+        """Worker slots for CUDA jobs: the workers' GPU resources."""
+        info = self.client.scheduler_info(n_workers=-1)["workers"].values()
+        return int(sum(w.get("resources", {}).get("GPU", 0) for w in info))
+
+    def threads(self) -> int:
+        return sum(w.get("nthreads", 1) for w in self.client.scheduler_info(n_workers=-1)["workers"].values())
+
+    def cpu(self) -> str:
+        """The workers' vector instructions, part of a CPU run's identity: they must all agree."""
+        found = {f["cpu"] for f in self.workers.values()}
+        if len(found) > 1:
+            by = ", ".join(f"{a}: {f['cpu']}" for a, f in sorted(self.workers.items()))
+            raise LabError(f"the workers' CPUs differ in vector instructions ({by}), which changes CPU results; "
+                           "start every worker with the same ATEN_CPU_CAPABILITY (e.g. avx2) in its environment")
+        return found.pop()
+
+    def describe(self) -> str:
+        return f"{len(self.workers)} Dask worker(s) at {self.address}, {self.threads()} thread(s) in all"
+
+    def run(self, todo):
+        """(job, ok, why, seconds, worker) as each job finishes; its files are written here, atomically."""
+        from distributed import as_completed
+
+        futures = {}
+        for rank, job in enumerate(todo):  # in the planned order (longest first)
+            futures[self.client.submit(run_job, payload(job), key=f"{job.label.replace(' ', '-')}-{uuid.uuid4().hex[:8]}",
+                                       retries=self.retries, priority=len(todo) - rank, pure=False,
+                                       resources={"GPU": 1} if job.recipe.get("device") == "cuda" else None)] = job
+        try:
+            for fut in as_completed(futures, loop=self.client.loop):
+                job = futures[fut]
+                if fut.status == "finished":
+                    out = fut.result()
+                    ok, why = _write(job, out)
+                    yield job, ok, why, out["seconds"], out["worker"]
+                else:
+                    yield job, False, _failed(job, fut.exception(), self.retries), 0.0, ""
+        finally:  # interrupted: nothing more runs; what finished is written
+            self.client.cancel(list(futures))
+
+
+def _write(job, out: dict) -> tuple[bool, str]:
+    """The files of a finished job, into the output folder: checkpoint, result file, executed notebook."""
+    from .io import atomic_write_bytes
+    from .results import read_result
+
+    atomic_write_bytes(job.result.with_suffix(".pt"), out["checkpoint"])  # first: a result never lacks it
+    atomic_write_bytes(job.result, out["result"])
+    _notebook(job, out["notebook"])
+    r, bad = read_result(job.result)
+    if bad or r.get("run_id") != job.result.stem:
+        job.result.unlink(missing_ok=True)
+        return False, f"its result file came back unusable ({bad or 'another run identity'})"
+    return True, ""
+
+
+def _notebook(job, data: bytes | None):
+    from .io import atomic_write_bytes
+    from .runner import keep_executed
+
+    if data:
+        tmp = job.executed.with_name(f".{job.executed.name}.running")
+        atomic_write_bytes(tmp, data)
+        keep_executed(tmp, job)
+
+
+def _failed(job, exc, retries: int) -> str:
+    """A job that failed for good: its reason, as a local failure gives it; its executed notebook kept."""
+    if isinstance(exc, JobFailed):
+        _notebook(job, exc.notebook)
+        return f"{exc.why} (on every one of {retries + 1} tries)"
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        return f"its worker died on every try (killed, or out of memory?): {exc}"
+    return f"{name}: {exc}"

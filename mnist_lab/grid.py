@@ -1,0 +1,59 @@
+"""The report's grids: runs of a notebook at settings other than its own (`mnist-lab run --grid`, `--set`),
+grouped per notebook, one line per combination, with the settings that differ as columns."""
+from __future__ import annotations
+
+from .compare import _RUN_KEYS, _pm, describe, verdict
+
+
+def _settings(row) -> dict:
+    return {k: v for k, v in row["runs"][0].get("config", {}).items() if k not in _RUN_KEYS}
+
+
+def _label(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def section(rows, defaults: dict, own_rows: dict, shown=(), heading: str = "Grid") -> list[str]:
+    """Lines for the rows the page does not report yet (not a notebook's own row in `own_rows`, nor in
+    `shown`: its series' sweeps), per notebook: a table of their differing settings and held-out
+    accuracy, next to the notebook's own row when there is one, and the best combination."""
+    ids = {id(r) for r in [*own_rows.values(), *shown]}
+    md = []
+    for it in sorted({r["iteration"] for r in rows}):
+        extra = [r for r in rows if r["iteration"] == it and id(r) not in ids]
+        if not extra:
+            continue
+        own = own_rows.get(it)
+        mine = defaults.get(it, {})
+        keys = sorted({k for r in extra for k, v in _settings(r).items() if k in mine and v != mine[k]}
+                      | {k for r in extra for k in _settings(r) if len({_label(_settings(x).get(k)) for x in extra}) > 1})
+        threads = len({t for r in extra + ([own] if own else []) for t in r["threads"]}) > 1
+        cols = keys + (["threads"] if threads else [])
+        head = "| " + " | ".join(cols + ["Params", "Held-out test acc (mean ± std, n)", "s / epoch", "Seeds"]) + " |"
+        md += [f"## {heading}: notebook {it} ({extra[0]['name']}) at other settings", "",
+               f"{len(extra)} combination(s) besides the notebook's own recipe, each over its seeds, with the "
+               "settings that differ from it as columns.", "", head, "|---" * (head.count("|") - 1) + "|"]
+
+        def line(r, mark=""):
+            s = _settings(r)
+            d = describe(r)
+            cells = [_label(s.get(k, mine.get(k, ""))) for k in keys] or [""]
+            cells[0] += mark
+            return ("| " + " | ".join(cells[:len(keys)]
+                                      + ([", ".join(map(str, r["threads"]))] if threads else [])
+                                      + [f"{r['params']:,}", _pm(*d["acc"]), f"{d['sec'][0]:.2f}",
+                                         " ".join(map(str, r["seeds"]))]) + " |")
+        if own is not None:
+            md.append(line(own, " (own)"))
+        order = sorted(extra, key=lambda r: [(type(v).__name__, v if v is not None else 0)
+                                             for v in (_settings(r).get(k) for k in keys)] + [r["threads"]])
+        md += [line(r) for r in order]
+        best = max(extra + ([own] if own else []), key=lambda r: describe(r)["acc"][0])
+        what = ", ".join(f"{k} {_label(_settings(best).get(k))}" for k in keys) or "the same settings"
+        mark = " (the notebook's own)" if best is own else ""
+        md += ["", f"- Highest mean: {what}{mark}, {_pm(*describe(best)['acc'])}."]
+        if own is not None and best is not own:
+            md.append(f"- Against the notebook's own recipe: held-out accuracy "
+                      f"{verdict(describe(best)['acc'], describe(own)['acc'], 'points')}.")
+        md.append("")
+    return md

@@ -1,0 +1,181 @@
+"""`mnist-lab run --cluster`: a real Dask scheduler and two worker processes on this machine (loopback only)."""
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def lab(*args, wait=True):
+    cmd = [sys.executable, "-m", "mnist_lab", *args]
+    if wait:
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_cluster(tmp: Path, env=None):
+    """A scheduler and workers "a" and "b" (one thread each, no nanny: a killed worker stays dead), as
+    the README starts them; yields (address, {name: worker process})."""
+    from distributed import Client
+
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = dict(os.environ, **(env or {}))
+    logs = [open(tmp / f"{n}.log", "w") for n in ("scheduler", "a", "b")]
+    procs = [subprocess.Popen([BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              stdout=logs[0], stderr=subprocess.STDOUT, env=env)]
+    workers = {}
+    try:
+        for name, log in zip("ab", logs[1:]):
+            workers[name] = subprocess.Popen([BIN / "dask", "worker", address, "--nthreads", "1", "--no-nanny", "--name",
+                                              name, "--host", "127.0.0.1", "--no-dashboard"],
+                                             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
+            procs.append(workers[name])
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address, workers
+    finally:
+        for p in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for child in psutil.Process(p.pid).children(recursive=True):
+                    child.kill()
+            p.kill()
+            p.wait()
+        for log in logs:
+            log.close()
+
+
+def _results(out: Path) -> dict[str, Path]:
+    return {p.name: p for p in sorted((out / "study" / "results").glob("*.json"))}
+
+
+def _same_run(a: dict, b: dict):
+    """Equal numbers and identity; only timings and where the files were written may differ (and the
+    device, which the cluster names as "cpu" where a local run says "auto" and finds the CPU)."""
+    timing = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]
+    assert timing(a["history"]) == timing(b["history"])
+    assert a["config"].pop("results_dir") != b["config"].pop("results_dir")
+    assert a["config"].pop("device") == "auto" and b["config"].pop("device") == "cpu"
+    for key in set(a) | set(b):
+        if key not in ("history", "wall_seconds"):
+            assert a[key] == b[key], key
+
+
+def test_a_killed_worker_loses_nothing_and_the_cluster_equals_a_local_run(tmp_path, mnist_root):
+    args = ["--series", "study", "--iterations", "1", "2", "--seeds", "0", "1", "--smoke", "--threads", "1",
+            "--data", str(mnist_root), "--no-report"]
+    local = lab("run", *args, "--workers", "2", "--out", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
+    with local_cluster(tmp_path) as (address, workers):
+        run = lab("run", *args, "--cluster", address, "--out", str(tmp_path / "cluster"), wait=False)
+        victim = psutil.Process(workers["a"].pid)
+        killed_mid_job = False
+        deadline = time.time() + 300
+        while run.poll() is None and time.time() < deadline:
+            running = victim.children(recursive=True)  # papermill and its kernel: a notebook is running
+            if len(running) >= 2:
+                time.sleep(2)  # into its training
+                if victim.children(recursive=True):
+                    orphans = victim.children(recursive=True)
+                    os.kill(victim.pid, signal.SIGKILL)  # the worker alone, as when its machine is lost
+                    killed_mid_job = True
+                    break
+            time.sleep(0.1)
+        stdout, stderr = run.communicate(timeout=300)
+    assert killed_mid_job, "worker a never ran a job"
+    assert run.returncode == 0, stdout + stderr
+    # The notebook it was running died with it instead of running on unseen.
+    assert psutil.wait_procs(orphans, timeout=15)[1] == []
+    lines = [line for line in stdout.replace("\r", "\n").splitlines() if line.startswith("  study ")]
+    labels = [line.split(":")[0].strip() for line in lines]
+    assert sorted(labels) == sorted(f"study {i} seed {s}" for i in (1, 2) for s in (0, 1))  # each once
+    assert all(": ok in " in line for line in lines) and " on b," in lines[-1], stdout
+    mine, theirs = _results(tmp_path / "cluster"), _results(tmp_path / "local")
+    assert sorted(mine) == sorted(theirs) and len(mine) == 4  # the same run identities, once each
+    for name in mine:
+        _same_run(json.loads(theirs[name].read_text()), json.loads(mine[name].read_text()))
+        a, b = (torch.load(p.with_suffix(".pt"), weights_only=False)["state_dict"] for p in (theirs[name], mine[name]))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    folder = tmp_path / "cluster" / "study"
+    executed = sorted(p.name for p in (folder / "notebooks").iterdir())
+    assert executed == sorted(p.name for p in (tmp_path / "local" / "study" / "notebooks").iterdir())  # no temp files
+    assert sorted(p.name for p in (folder / "results").iterdir()) == \
+        sorted(n for name in mine for n in (name, name.replace(".json", ".pt")))
+    for name in executed:
+        nb = nbformat.read(folder / "notebooks" / name, 4)
+        assert nb.metadata.papermill.input_path.startswith("notebooks/study/")
+        assert not nb.metadata.papermill.get("exception")
+    assert not (tmp_path / "cluster" / ".lock").exists()
+
+
+def test_a_notebook_that_keeps_failing_is_retried_by_dask_then_reported_like_a_local_failure(tmp_path, mnist_root):
+    nbs = tmp_path / "notebooks" / "study"
+    nbs.mkdir(parents=True)
+    shutil.copy(ROOT / "notebooks" / "study" / "01_baseline.ipynb", nbs)
+    broken = nbformat.read(ROOT / "notebooks" / "study" / "02_five_epochs_25k.ipynb", 4)
+    broken.cells.append(nbformat.v4.new_code_cell(
+        "import os\nopen(os.environ['TRIES'], 'a').write('try\\n')\nraise RuntimeError('deliberately broken notebook')"))
+    nbformat.write(broken, nbs / "02_broken.ipynb")
+    tries = tmp_path / "tries.txt"
+    with local_cluster(tmp_path, env={"TRIES": str(tries)}) as (address, _):
+        done = lab("run", "--notebooks", str(nbs), "--smoke", "--retries", "1", "--cluster", address,
+                   "--out", str(tmp_path / "out"), "--data", str(mnist_root), "--no-report")
+    assert done.returncode == 1, done.stderr
+    assert tries.read_text() == "try\ntry\n"  # the first run and one retry, by Dask
+    assert "1 notebook(s) failed:" in done.stdout and "study 2 seed 0: RuntimeError: deliberately broken notebook " \
+        "(on every one of 2 tries)" in done.stdout
+    [executed] = (tmp_path / "out" / "study" / "notebooks").glob("02_broken_seed0_smoke_*.ipynb")
+    assert executed.name in done.stdout and "deliberately broken" in executed.read_text()
+    assert [p.name.split("_smoke")[0] for p in _results(tmp_path / "out").values()] == ["it1_seed0"]
+    assert not list((tmp_path / "out" / "study" / "results").glob("it2_*"))
+
+
+def test_a_grid_on_the_cluster_gives_the_local_grid_and_resumes(tmp_path, mnist_root):
+    args = ["--series", "study", "--iterations", "1", "--grid", "lr=0.001,0.003", "batch_size=64,128", "--smoke",
+            "--threads", "1", "--data", str(mnist_root)]
+    local = lab("run", *args, "--workers", "2", "--out", str(tmp_path / "local"), "--no-report")
+    assert local.returncode == 0, local.stderr
+    with local_cluster(tmp_path) as (address, _):
+        run = lab("run", *args, "--cluster", address, "--out", str(tmp_path / "cluster"))
+        again = lab("run", *args, "--cluster", address, "--out", str(tmp_path / "cluster"), "--no-report")
+    assert run.returncode == 0, run.stderr
+    mine, theirs = _results(tmp_path / "cluster"), _results(tmp_path / "local")
+    assert sorted(mine) == sorted(theirs) and len(mine) == 4
+    got = {(r["lr"], r["batch_size"]) for r in (json.loads(p.read_text()) for p in mine.values())}
+    assert got == {(0.001, 64), (0.001, 128), (0.003, 64), (0.003, 128)}
+    for name in mine:
+        _same_run(json.loads(theirs[name].read_text()), json.loads(mine[name].read_text()))
+    assert "4 run(s) already have result files with the same recipe; skipping them" in again.stdout
+    report = (tmp_path / "cluster" / "study" / "README.md").read_text()  # the grid, grouped: one line each
+    assert "## Tiny grid: notebook 1 (baseline) at other settings" in report and "| batch_size | lr | Params |" in report
+    assert "| 64 (own) | 0.001 |" in report and "| 128 | 0.003 |" in report
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--cluster", "tcp://127.0.0.1:1"], "no Dask scheduler answers at tcp://127.0.0.1:1"),
+    (["--cluster", "tcp://127.0.0.1:1", "--workers", "2"], "--workers is for runs on this machine"),
+])
+def test_cluster_mistakes_are_one_clear_line(args, message, tmp_path):
+    done = lab("run", "--series", "study", "--smoke", "--out", str(tmp_path / "out"), *args)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
