@@ -127,6 +127,13 @@ def _cluster_plan(a, cluster, chosen, iterations, seeds, out, overrides, data_di
     elif device.startswith("cuda") and not cluster.gpus():
         raise LabError(f"--set device={device} needs workers with a GPU, and none of {a.cluster} offers one: start "
                        "them with `dask worker ADDRESS --nthreads 1 --resources GPU=1`")
+    from .results import code_version
+
+    mine = code_version()
+    theirs = sorted({f["code"] for f in cluster.workers.values()} - {mine})
+    if theirs:  # the worker's package trains this checkout's notebooks: say so; each result records its code
+        print(f"note: the workers run mnist_lab {', '.join(theirs)}, this checkout is {mine}; each result file "
+              "records the code that made it")
     threads = a.threads or 1  # the committed results' recipe; a worker runs as many notebooks as its threads
     jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, threads, data_dir, grid, cluster.cpu())
     return jobs, cluster.threads(), threads
@@ -193,8 +200,12 @@ def cmd_bench(a):
         raise LabError("--rounds and --batches must be at least 1")
     if a.workers < 0 or a.threads < 0 or a.reference_threads < 0:
         raise LabError("--workers, --threads and --reference-threads must be at least 0 (0: the default)")
+    if a.series and a.cluster:
+        raise LabError("give --series or --cluster, not both")
     if a.series:
         return _bench_series(a, log)
+    if a.cluster:
+        return _bench_cluster(a, log)
     rounds, batches = (3, 150) if a.quick else (a.rounds or 5, a.batches or 400)
     res = bench.run(a.device, rounds, batches, a.data, a.reference_threads, log=log)
     if a.json:
@@ -210,6 +221,21 @@ def cmd_bench(a):
           f"(reference: {res['reference_eval_img_s']:,.0f} img/s)")
     print(f"  the study's pipeline would need ~{res['reference_series_min']:.0f} min for the 106-epoch series "
           "with held-out evaluation every epoch")
+
+
+def _bench_cluster(a, log):
+    from . import benchcluster
+
+    res = benchcluster.run(a.rounds or 1, a.data, log=log)
+    if a.json:
+        print(json.dumps(res))
+        return
+    print(f"a tiny sweep of {res['runs']} runs ({res['command']}), {res['cores']} cores, {res['rounds']} round(s):")
+    for name, secs in res["seconds"].items():
+        print(f"  {name:<20} {res['median'][name]:>6.1f} s wall (median; rounds: {secs})")
+    base = res["median"]["local, 1 worker"]
+    print("  speed-up over 1 local worker: " + ", ".join(f"{k} {base / v:.2f}x" for k, v in res["median"].items()
+                                                          if k != "local, 1 worker"))
 
 
 def _bench_series(a, log):
@@ -328,7 +354,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--series", action="store_true",
                    help="the whole series instead: all seven networks, the study's way (one notebook at a time) "
                         "vs `mnist-lab run --workers W --threads T`, and the estimated series times")
-    b.add_argument("--rounds", type=int, default=None, help="rounds (default 5; with --series 3)")
+    b.add_argument("--cluster", action="store_true",
+                   help="a tiny sweep (8 runs) run here with 1 and 2 workers and on a Dask scheduler with 2 workers "
+                        "started on this machine (loopback): the wall time of each")
+    b.add_argument("--rounds", type=int, default=None, help="rounds (default 5; with --series 3; with --cluster 1)")
     b.add_argument("--batches", type=int, default=None,
                    help="batches per round and pipeline (default 400; with --series 100)")
     b.add_argument("--workers", type=int, default=0, help="with --series: notebooks at once (default: cores, <= 7)")

@@ -1,10 +1,8 @@
 """`mnist-lab run --cluster`: a real Dask scheduler and two worker processes on this machine (loopback only)."""
-import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,8 +13,9 @@ import psutil
 import pytest
 import torch
 
+from mnist_lab.benchcluster import local_cluster
+
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 def lab(*args, wait=True):
@@ -24,45 +23,6 @@ def lab(*args, wait=True):
     if wait:
         return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def local_cluster(tmp: Path, env=None):
-    """A scheduler and workers "a" and "b" (one thread each, no nanny: a killed worker stays dead), as
-    the README starts them; yields (address, {name: worker process})."""
-    from distributed import Client
-
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = dict(os.environ, **(env or {}))
-    logs = [open(tmp / f"{n}.log", "w") for n in ("scheduler", "a", "b")]
-    procs = [subprocess.Popen([BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                              stdout=logs[0], stderr=subprocess.STDOUT, env=env)]
-    workers = {}
-    try:
-        for name, log in zip("ab", logs[1:]):
-            workers[name] = subprocess.Popen([BIN / "dask", "worker", address, "--nthreads", "1", "--no-nanny", "--name",
-                                              name, "--host", "127.0.0.1", "--no-dashboard"],
-                                             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
-            procs.append(workers[name])
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=120)
-        yield address, workers
-    finally:
-        for p in procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                for child in psutil.Process(p.pid).children(recursive=True):
-                    child.kill()
-            p.kill()
-            p.wait()
-        for log in logs:
-            log.close()
 
 
 def _results(out: Path) -> dict[str, Path]:
