@@ -195,7 +195,7 @@ class Cluster:
                                        resources={"GPU": 1} if job.recipe.get("device") == "cuda" else None)] = job
         try:
             for fut in as_completed(futures, loop=self.client.loop):
-                job = futures[fut]
+                job = futures.pop(fut)  # its files are written below; the worker may then let them go
                 if fut.status == "finished":
                     out = fut.result()
                     ok, why = _write(job, out)
@@ -203,7 +203,8 @@ class Cluster:
                 else:
                     yield job, False, _failed(job, fut.exception(), self.retries), 0.0, ""
         finally:  # interrupted: nothing more runs; what finished is written
-            self.client.cancel(list(futures))
+            if futures:
+                self.client.cancel(list(futures))
 
 
 def _write(job, out: dict) -> tuple[bool, str]:

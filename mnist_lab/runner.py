@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import nbfiles
@@ -36,10 +36,12 @@ class Job:
     recipe: dict     # the run's identity beyond (iteration, seed): see Config.recipe
     series: str = ""
     epochs: int = 1  # epochs it will train at most (for ordering the jobs)
+    variant: dict = field(default_factory=dict)  # a sweep's or grid's settings ({}: the notebook's own)
 
     @property
     def label(self) -> str:
-        return f"{self.series + ' ' if self.series else ''}{self.iteration} seed {self.seed}"
+        settings = "".join(f" {k}={v}" for k, v in self.variant.items())
+        return f"{self.series + ' ' if self.series else ''}{self.iteration}{settings} seed {self.seed}"
 
 
 def find_notebooks(folder) -> dict[int, Path]:
@@ -216,7 +218,8 @@ def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, thr
                     recipe = cfg.recipe(notebook_network(nb, values), device, worker_cpu)
                     rid = run_id(cfg.iteration, seed, cfg.smoke, recipe)
                     jobs.append(Job(it, seed, nb, folder / "notebooks" / f"{nb.stem}_{rid.split('_', 1)[1]}.ipynb",
-                                    folder / "results" / f"{rid}.json", params, recipe, s.name, cfg.run_epochs))
+                                    folder / "results" / f"{rid}.json", params, recipe, s.name, cfg.run_epochs,
+                                    variant))
     seen: dict[Path, Job] = {}
     unique = []
     for job in jobs:

@@ -119,6 +119,7 @@ def test_a_grid_on_the_cluster_gives_the_local_grid_and_resumes(tmp_path, mnist_
         run = lab("run", *args, "--cluster", address, "--out", str(tmp_path / "cluster"))
         again = lab("run", *args, "--cluster", address, "--out", str(tmp_path / "cluster"), "--no-report")
     assert run.returncode == 0, run.stderr
+    assert "study 1 lr=0.003 batch_size=128 seed 0: ok in" in run.stdout  # each run named by its settings
     mine, theirs = _results(tmp_path / "cluster"), _results(tmp_path / "local")
     assert sorted(mine) == sorted(theirs) and len(mine) == 4
     got = {(r["lr"], r["batch_size"]) for r in (json.loads(p.read_text()) for p in mine.values())}
