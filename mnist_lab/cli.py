@@ -90,7 +90,7 @@ def cmd_run(a):
     if failures:
         print(f"\n{len(failures)} notebook(s) failed:")
         for job, why in failures:
-            print(f"  {job.label}: {why}\n    see {paths.shown(job.executed)}")
+            print(f"  {job.label}: {why}" + (f"\n    see {paths.shown(job.executed)}" if job.executed.exists() else ""))
         sys.exit(1)
 
 
@@ -129,13 +129,20 @@ def _cluster_plan(a, cluster, chosen, iterations, seeds, out, overrides, data_di
                        "them with `dask worker ADDRESS --nthreads 1 --resources GPU=1`")
     from .results import code_version
 
-    mine = code_version()
-    theirs = sorted({f["code"] for f in cluster.workers.values()} - {mine})
-    if theirs:  # the worker's package trains this checkout's notebooks: say so; each result records its code
-        print(f"note: the workers run mnist_lab {', '.join(theirs)}, this checkout is {mine}; each result file "
-              "records the code that made it")
+    import torch
+
+    for what, mine in (("code", code_version()), ("torch", torch.__version__)):
+        theirs = sorted({f[what] for f in cluster.workers.values()} - {mine})
+        if theirs:  # the workers' packages train this checkout's notebooks: say so; each result records its own
+            print(f"note: the workers run {'mnist_lab' if what == 'code' else 'torch'} {', '.join(theirs)}, this "
+                  f"checkout {mine}; each result file records the one that made it")
     threads = a.threads or 1  # the committed results' recipe; a worker runs as many notebooks as its threads
-    jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, threads, data_dir, grid, cluster.cpu())
+    on_cuda = device.startswith("cuda") or any(str(g.get("device", "")).startswith("cuda") for g in grid or [])
+    jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, threads, data_dir, grid,
+                       cluster.cpu(strict=not device.startswith("cuda")))
+    if on_cuda and not cluster.gpus() and any(j.recipe["device"] == "cuda" for j in jobs):
+        raise LabError(f"runs on CUDA need workers with a GPU, and none of {a.cluster} offers one: start them with "
+                       "`dask worker ADDRESS --nthreads 1 --resources GPU=1`")
     return jobs, cluster.threads(), threads
 
 
@@ -330,7 +337,7 @@ def parser() -> argparse.ArgumentParser:
                    help="run the notebooks on the workers of a Dask scheduler, e.g. tcp://host:8786 (see the README)")
     r.add_argument("--retries", type=int, default=2,
                    help="with --cluster: how often Dask runs a failed notebook again (default 2; a lost worker's "
-                        "jobs are always rescheduled)")
+                        "jobs are rescheduled by Dask up to its allowed-failures, default 3)")
     r.add_argument("--threads", type=int, default=0,
                    help="CPU threads per notebook (default: cores / workers; 1 on a cluster). Part of the recipe: float sums "
                         "on the CPU depend on it, so equal threads give equal numbers")

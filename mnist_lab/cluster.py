@@ -47,8 +47,7 @@ def facts() -> dict:
 
     from .results import code_version
 
-    return {"cpu": torch.backends.cpu.get_cpu_capability(), "cuda": torch.cuda.device_count(),
-            "torch": torch.__version__, "code": code_version()}
+    return {"cpu": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__, "code": code_version()}
 
 
 # ---- on a worker ----
@@ -79,11 +78,26 @@ _DIE_WITH_PARENT = ("import ctypes, os, sys\n"
                     "os.execv(sys.executable, [sys.executable] + sys.argv[1:])\n")
 
 
+def _cancelled(worker, key) -> bool:
+    """Whether the scheduler has let this worker's task go (its client cancelled it or went away)."""
+    ts = worker.state.tasks.get(key)
+    return ts is None or ts.state in ("cancelled", "released", "forgotten")
+
+
 def run_job(job: dict) -> dict:
     """Run one job on this worker (see `payload`); its files come back as bytes. Raises JobFailed."""
+    import torch
+    from distributed import get_worker
+    from distributed.worker import thread_state
+
     from . import runner
     from .config import RESULTS_ENV, STAGE_ENV
 
+    worker, key = get_worker(), getattr(thread_state, "key", None)
+    planned, here = job["cpu"], torch.backends.cpu.get_cpu_capability()
+    if planned and planned != here:  # a worker that joined after the client planned, with other instructions
+        raise JobFailed(f"worker {worker.name} has CPU vector instructions {here}, the run was planned for {planned} "
+                        "(part of its identity): start every worker with the same ATEN_CPU_CAPABILITY")
     params = dict(job["params"], data_dir=_worker_data(job["params"].get("data_dir", "")))
     with tempfile.TemporaryDirectory(prefix="mnist-lab-job-") as tmp:
         tmp = Path(tmp)
@@ -98,16 +112,25 @@ def run_job(job: dict) -> dict:
         env = {k: v for k, v in os.environ.items() if k != RESULTS_ENV}
         env.update(job["env"], **{STAGE_ENV: str(stage)})
         started = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, env=env)
+        with open(tmp / "stderr.txt", "w+") as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=tmp, env=env, start_new_session=True)
+            while proc.poll() is None:
+                try:
+                    proc.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    if key is not None and _cancelled(worker, key):  # nobody waits for it: stop the notebook
+                        os.killpg(proc.pid, 9)
+                        proc.wait()
+                        raise JobFailed("cancelled") from None
+            err.seek(0)
+            stderr = err.read()
         seconds = time.perf_counter() - started
         executed = output.read_bytes() if output.exists() else None
         result, checkpoint = stage / f"{job['stem']}.json", stage / f"{job['stem']}.pt"
-        if done.returncode or not result.is_file() or not checkpoint.is_file():
-            raise JobFailed(runner.tail_of(done.stderr) if done.returncode else "it wrote no result file", executed)
-        from distributed import get_worker
-
+        if proc.returncode or not result.is_file() or not checkpoint.is_file():
+            raise JobFailed(runner.tail_of(stderr) if proc.returncode else "it wrote no result file", executed)
         return {"notebook": executed, "result": result.read_bytes(), "checkpoint": checkpoint.read_bytes(),
-                "seconds": seconds, "worker": get_worker().name}
+                "seconds": seconds, "worker": worker.name}
 
 
 # ---- on the client ----
@@ -126,18 +149,15 @@ def payload(job) -> dict:
                                       if job.params.get("threads") else set())
     env = {k: own[k] for k in keys if k in own}
     return {"notebook": job.notebook.read_bytes(), "notebook_path": relative, "params": job.params,
-            "stem": job.result.stem, "env": env}
+            "stem": job.result.stem, "env": env, "cpu": job.recipe.get("cpu", "")}
 
 
 class Cluster:
     """The client of a running Dask scheduler, and how the series' jobs run on its workers."""
 
     def __init__(self, address: str, retries: int = 2):
-        try:
-            from distributed import Client
-        except ImportError:
-            raise LabError("--cluster needs Dask distributed: `pip install -r requirements.txt` "
-                           "(`make setup` does it)") from None
+        from distributed import Client
+
         self.address, self.retries = address, retries
         try:
             self.client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
@@ -172,14 +192,15 @@ class Cluster:
     def threads(self) -> int:
         return sum(w.get("nthreads", 1) for w in self.client.scheduler_info(n_workers=-1)["workers"].values())
 
-    def cpu(self) -> str:
-        """The workers' vector instructions, part of a CPU run's identity: they must all agree."""
+    def cpu(self, strict: bool = True) -> str:
+        """The workers' vector instructions, part of a CPU run's identity: they must all agree (`strict`,
+        for CPU runs; CUDA runs do not depend on them)."""
         found = {f["cpu"] for f in self.workers.values()}
-        if len(found) > 1:
+        if len(found) > 1 and strict:
             by = ", ".join(f"{a}: {f['cpu']}" for a, f in sorted(self.workers.items()))
             raise LabError(f"the workers' CPUs differ in vector instructions ({by}), which changes CPU results; "
                            "start every worker with the same ATEN_CPU_CAPABILITY (e.g. avx2) in its environment")
-        return found.pop()
+        return sorted(found)[0]
 
     def describe(self) -> str:
         return f"{len(self.workers)} Dask worker(s) at {self.address}, {self.threads()} thread(s) in all"
@@ -196,15 +217,28 @@ class Cluster:
         try:
             for fut in as_completed(futures, loop=self.client.loop):
                 job = futures.pop(fut)  # its files are written below; the worker may then let them go
+                yield self._outcome(job, fut)
+        finally:  # interrupted: what came back is written, and nothing more runs (the workers stop their notebooks)
+            for fut, job in list(futures.items()):
                 if fut.status == "finished":
-                    out = fut.result()
-                    ok, why = _write(job, out)
-                    yield job, ok, why, out["seconds"], out["worker"]
-                else:
-                    yield job, False, _failed(job, fut.exception(), self.retries), 0.0, ""
-        finally:  # interrupted: nothing more runs; what finished is written
+                    self._outcome(job, fut)
             if futures:
                 self.client.cancel(list(futures))
+
+    def _outcome(self, job, fut):
+        """(job, ok, why, seconds, worker) of a future that is done; a finished job's files written here."""
+        try:
+            out = fut.result()
+        except JobFailed as exc:
+            _notebook(job, exc.notebook)
+            return job, False, f"{exc.why} (on every one of {self.retries + 1} tries)", 0.0, ""
+        except Exception as exc:  # KilledWorker, CancelledError (the scheduler went away), ...
+            name = type(exc).__name__
+            why = {"KilledWorker": "its worker died on every try (killed, or out of memory?)",
+                   "CancelledError": "cancelled: the connection to the scheduler was lost?"}.get(name, f"{name}: {exc}")
+            return job, False, why, 0.0, ""
+        ok, why = _write(job, out)
+        return job, ok, why, out["seconds"], out["worker"]
 
 
 def _write(job, out: dict) -> tuple[bool, str]:
@@ -230,14 +264,3 @@ def _notebook(job, data: bytes | None):
         tmp = job.executed.with_name(f".{job.executed.name}.running")
         atomic_write_bytes(tmp, data)
         keep_executed(tmp, job)
-
-
-def _failed(job, exc, retries: int) -> str:
-    """A job that failed for good: its reason, as a local failure gives it; its executed notebook kept."""
-    if isinstance(exc, JobFailed):
-        _notebook(job, exc.notebook)
-        return f"{exc.why} (on every one of {retries + 1} tries)"
-    name = type(exc).__name__
-    if name == "KilledWorker":
-        return f"its worker died on every try (killed, or out of memory?): {exc}"
-    return f"{name}: {exc}"

@@ -2,7 +2,7 @@
 grouped per notebook, one line per combination, with the settings that differ as columns."""
 from __future__ import annotations
 
-from .compare import _RUN_KEYS, _pm, describe, verdict
+from .compare import _RUN_KEYS, _follows, _pm, describe, verdict
 
 
 def _settings(row) -> dict:
@@ -20,7 +20,8 @@ def section(rows, defaults: dict, own_rows: dict, shown=(), heading: str = "Grid
     ids = {id(r) for r in [*own_rows.values(), *shown]}
     md = []
     for it in sorted({r["iteration"] for r in rows}):
-        extra = [r for r in rows if r["iteration"] == it and id(r) not in ids]
+        # other settings or another network; the own recipe at another thread count is not a combination
+        extra = [r for r in rows if r["iteration"] == it and id(r) not in ids and not _follows(r, defaults.get(it, {}))]
         if not extra:
             continue
         own = own_rows.get(it)
@@ -28,7 +29,7 @@ def section(rows, defaults: dict, own_rows: dict, shown=(), heading: str = "Grid
         keys = sorted({k for r in extra for k, v in _settings(r).items() if k in mine and v != mine[k]}
                       | {k for r in extra for k in _settings(r) if len({_label(_settings(x).get(k)) for x in extra}) > 1})
         threads = len({t for r in extra + ([own] if own else []) for t in r["threads"]}) > 1
-        cols = keys + (["threads"] if threads else [])
+        cols = (keys or ["settings"]) + (["threads"] if threads else [])
         head = "| " + " | ".join(cols + ["Params", "Held-out test acc (mean ± std, n)", "s / epoch", "Seeds"]) + " |"
         md += [f"## {heading}: notebook {it} ({extra[0]['name']}) at other settings", "",
                f"{len(extra)} combination(s) besides the notebook's own recipe, each over its seeds, with the "
@@ -37,9 +38,9 @@ def section(rows, defaults: dict, own_rows: dict, shown=(), heading: str = "Grid
         def line(r, mark=""):
             s = _settings(r)
             d = describe(r)
-            cells = [_label(s.get(k, mine.get(k, ""))) for k in keys] or [""]
-            cells[0] += mark
-            return ("| " + " | ".join(cells[:len(keys)]
+            cells = [_label(s.get(k, mine.get(k, ""))) for k in keys] or ["own" if mark else "other network"]
+            cells[0] += mark if keys else ""
+            return ("| " + " | ".join(cells
                                       + ([", ".join(map(str, r["threads"]))] if threads else [])
                                       + [f"{r['params']:,}", _pm(*d["acc"]), f"{d['sec'][0]:.2f}",
                                          " ".join(map(str, r["seeds"]))]) + " |")
@@ -49,7 +50,7 @@ def section(rows, defaults: dict, own_rows: dict, shown=(), heading: str = "Grid
                                              for v in (_settings(r).get(k) for k in keys)] + [r["threads"]])
         md += [line(r) for r in order]
         best = max(extra + ([own] if own else []), key=lambda r: describe(r)["acc"][0])
-        what = ", ".join(f"{k} {_label(_settings(best).get(k))}" for k in keys) or "the same settings"
+        what = ", ".join(f"{k} {_label(_settings(best).get(k))}" for k in keys) or f"{best['params']:,} parameters"
         mark = " (the notebook's own)" if best is own else ""
         md += ["", f"- Highest mean: {what}{mark}, {_pm(*describe(best)['acc'])}."]
         if own is not None and best is not own:

@@ -278,7 +278,8 @@ def build(out_dir, data_dir=None, warn=None) -> Path:
             from . import compare, grid
 
             rows, defaults = summarize(smoke), _defaults(spec)
-            md += ["", *grid.section(rows, defaults, compare.own_rows(rows, spec, defaults), heading="Tiny grid")]
+            sweeps = [r for _, _, pairs, _ in compare.sweep_rows(rows, spec, defaults) for _, r in pairs]
+            md += ["", *grid.section(rows, defaults, compare.own_rows(rows, spec, defaults), sweeps, heading="Tiny grid")]
     return atomic_write_text(out_dir / "README.md", "\n".join(md) + "\n")
 
 

@@ -174,6 +174,8 @@ def parse_grid(entries: list[str], known: dict[str, str]) -> list[dict]:
         if key in axes:
             raise LabError(f"parameter {key!r} is given twice in --grid; list all its values once: {key}=v1,v2")
         values = [parse_overrides([f"{key}={v.strip()}"], known)[key] for v in raw.split(",")]
+        if key in ("name", "log_every"):  # they change no number: every combination would be one run
+            raise LabError(f"--grid over {key!r}: it does not change a run's numbers; set it with --set {key}=...")
         if key not in CONFIG_KEYS:  # the report tells a grid's runs apart by their recorded settings
             raise LabError(f"--grid over {key!r}: it shapes only the network, which a run's settings do not record; "
                            f"grid a run setting (lr, batch_size, epochs, ...), or run each {key} with --set {key}=...")

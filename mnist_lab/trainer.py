@@ -34,7 +34,14 @@ def run_device(cfg: Config, elsewhere: bool = False) -> torch.device:
     `cfg.device` is taken as it is, without asking this machine for CUDA."""
     if cfg.framework == "numpy" or (cfg.framework == "keras" and cfg.keras_backend == "tensorflow"):
         return torch.device("cpu")
-    return torch.device(cfg.device) if elsewhere else pick_device(cfg.device)
+    if not elsewhere:
+        return pick_device(cfg.device)
+    if cfg.device == "auto":
+        raise LabError("on a cluster the device is chosen, not detected: device 'cpu' or 'cuda', not 'auto'")
+    try:
+        return torch.device(cfg.device)
+    except RuntimeError:
+        raise LabError(f"unknown device {cfg.device!r}; use 'cpu' or 'cuda'") from None
 
 
 # What each framework imports: checked before a series starts, so a missing one stops nothing midway.

@@ -54,7 +54,7 @@ def test_a_killed_worker_loses_nothing_and_the_cluster_equals_a_local_run(tmp_pa
         while run.poll() is None and time.time() < deadline:
             running = victim.children(recursive=True)  # papermill and its kernel: a notebook is running
             if len(running) >= 2:
-                time.sleep(2)  # into its training
+                time.sleep(2)  # its kernel has started
                 if victim.children(recursive=True):
                     orphans = victim.children(recursive=True)
                     os.kill(victim.pid, signal.SIGKILL)  # the worker alone, as when its machine is lost
@@ -97,7 +97,8 @@ def test_a_notebook_that_keeps_failing_is_retried_by_dask_then_reported_like_a_l
         "import os\nopen(os.environ['TRIES'], 'a').write('try\\n')\nraise RuntimeError('deliberately broken notebook')"))
     nbformat.write(broken, nbs / "02_broken.ipynb")
     tries = tmp_path / "tries.txt"
-    with local_cluster(tmp_path, env={"TRIES": str(tries)}) as (address, _):
+    # Workers whose torch uses no vector instructions, unlike this machine's: the runs are planned with theirs.
+    with local_cluster(tmp_path, env={"TRIES": str(tries), "ATEN_CPU_CAPABILITY": "default"}) as (address, _):
         done = lab("run", "--notebooks", str(nbs), "--smoke", "--retries", "1", "--cluster", address,
                    "--out", str(tmp_path / "out"), "--data", str(mnist_root), "--no-report")
     assert done.returncode == 1, done.stderr
@@ -106,7 +107,9 @@ def test_a_notebook_that_keeps_failing_is_retried_by_dask_then_reported_like_a_l
         "(on every one of 2 tries)" in done.stdout
     [executed] = (tmp_path / "out" / "study" / "notebooks").glob("02_broken_seed0_smoke_*.ipynb")
     assert executed.name in done.stdout and "deliberately broken" in executed.read_text()
-    assert [p.name.split("_smoke")[0] for p in _results(tmp_path / "out").values()] == ["it1_seed0"]
+    [result] = _results(tmp_path / "out").values()
+    assert result.name.startswith("it1_seed0_smoke_") and json.loads(result.read_text())["recipe"]["cpu"] == "DEFAULT"
+    assert torch.backends.cpu.get_cpu_capability() != "DEFAULT"
     assert not list((tmp_path / "out" / "study" / "results").glob("it2_*"))
 
 
@@ -140,3 +143,23 @@ def test_cluster_mistakes_are_one_clear_line(args, message, tmp_path):
     done = lab("run", "--series", "study", "--smoke", "--out", str(tmp_path / "out"), *args)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_workers_must_agree_on_what_makes_a_cpu_runs_identity():
+    from mnist_lab.cluster import Cluster
+    from mnist_lab.errors import LabError
+    from mnist_lab.trainer import run_device
+    from mnist_lab.config import Config
+
+    cluster = Cluster.__new__(Cluster)  # its workers' facts, without a scheduler
+    cluster.workers = {"tcp://a": {"cpu": "AVX2"}, "tcp://b": {"cpu": "AVX512"}}
+    with pytest.raises(LabError, match=r"differ in vector instructions \(tcp://a: AVX2, tcp://b: AVX512\).*ATEN_CPU_CAPABILITY"):
+        cluster.cpu()
+    assert cluster.cpu(strict=False) == "AVX2"  # runs on CUDA do not depend on it
+    cluster.workers = {"tcp://a": {"cpu": "AVX2"}, "tcp://b": {"cpu": "AVX2"}}
+    assert cluster.cpu() == "AVX2"
+    with pytest.raises(LabError, match="on a cluster the device is chosen, not detected"):
+        run_device(Config(device="auto"), elsewhere=True)
+    with pytest.raises(LabError, match="unknown device 'gpu'"):
+        run_device(Config(device="gpu"), elsewhere=True)
+    assert run_device(Config(device="cuda"), elsewhere=True).type == "cuda"  # no GPU needed here to plan it
