@@ -137,10 +137,9 @@ def _cluster_plan(a, cluster, chosen, iterations, seeds, out, overrides, data_di
             print(f"note: the workers run {'mnist_lab' if what == 'code' else 'torch'} {', '.join(theirs)}, this "
                   f"checkout {mine}; each result file records the one that made it")
     threads = a.threads or 1  # the committed results' recipe; a worker runs as many notebooks as its threads
-    on_cuda = device.startswith("cuda") or any(str(g.get("device", "")).startswith("cuda") for g in grid or [])
     jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, threads, data_dir, grid,
                        cluster.cpu(strict=not device.startswith("cuda")))
-    if on_cuda and not cluster.gpus() and any(j.recipe["device"] == "cuda" for j in jobs):
+    if any(j.recipe["device"] == "cuda" for j in jobs) and not cluster.gpus():
         raise LabError(f"runs on CUDA need workers with a GPU, and none of {a.cluster} offers one: start them with "
                        "`dask worker ADDRESS --nthreads 1 --resources GPU=1`")
     return jobs, cluster.threads(), threads

@@ -91,7 +91,7 @@ def run_job(job: dict) -> dict:
     from distributed.worker import thread_state
 
     from . import runner
-    from .config import RESULTS_ENV, STAGE_ENV
+    from .config import STAGE_ENV
 
     worker, key = get_worker(), getattr(thread_state, "key", None)
     planned, here = job["cpu"], torch.backends.cpu.get_cpu_capability()
@@ -109,8 +109,7 @@ def run_job(job: dict) -> dict:
         cmd = runner.papermill_command(job["notebook_path"], output.name, str(notebook.parent.relative_to(tmp)), params)
         if sys.platform.startswith("linux"):
             cmd = [sys.executable, "-c", _DIE_WITH_PARENT] + cmd[1:]
-        env = {k: v for k, v in os.environ.items() if k != RESULTS_ENV}
-        env.update(job["env"], **{STAGE_ENV: str(stage)})
+        env = runner.process_env(**job["env"], **{STAGE_ENV: str(stage)})
         started = time.perf_counter()
         with open(tmp / "stderr.txt", "w+") as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=tmp, env=env, start_new_session=True)
@@ -137,17 +136,14 @@ def run_job(job: dict) -> dict:
 
 def payload(job) -> dict:
     """What a worker needs to run `job`, the notebook itself included."""
-    from .config import EXPECT_ENV, SMOKE_ENV
+    from .config import SMOKE_ENV
     from .paths import portable
-    from .runner import job_env
+    from .runner import job_vars
 
     shown = portable(job.notebook)  # as the executed notebook records it, when inside the repository
     relative = shown if not os.path.isabs(shown) else f"notebooks/{job.series}/{job.notebook.name}"
-    # The job's own settings; the rest of the environment is the worker's (its paths, its MNIST).
-    own = job_env(job)
-    keys = {EXPECT_ENV, SMOKE_ENV} | ({"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}
-                                      if job.params.get("threads") else set())
-    env = {k: own[k] for k in keys if k in own}
+    # The job's own variables (and tiny mode, as a local run inherits it); the rest is the worker's.
+    env = dict(job_vars(job), **{k: os.environ[k] for k in (SMOKE_ENV,) if k in os.environ})
     return {"notebook": job.notebook.read_bytes(), "notebook_path": relative, "params": job.params,
             "stem": job.result.stem, "env": env, "cpu": job.recipe.get("cpu", "")}
 
@@ -257,10 +253,13 @@ def _write(job, out: dict) -> tuple[bool, str]:
 
 
 def _notebook(job, data: bytes | None):
+    """A returned executed notebook, kept as a local run keeps it (as it is when it was cut short)."""
+    from . import nbfiles
     from .io import atomic_write_bytes
-    from .runner import keep_executed
+    from .paths import portable
 
     if data:
-        tmp = job.executed.with_name(f".{job.executed.name}.running")
-        atomic_write_bytes(tmp, data)
-        keep_executed(tmp, job)
+        try:
+            nbfiles.compact_text(data.decode("utf-8"), job.executed, portable(job.executed))
+        except ValueError:
+            atomic_write_bytes(job.executed, data)

@@ -13,6 +13,14 @@ def _label(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def of(rows, spec, defaults: dict, heading: str = "Grid") -> list[str]:
+    """section() for a page that reports its notebooks' own rows and its series' sweeps."""
+    from .compare import own_rows, sweep_rows
+
+    sweeps = [r for _, _, pairs, _ in sweep_rows(rows, spec, defaults) for _, r in pairs]
+    return section(rows, defaults, own_rows(rows, spec, defaults), sweeps, heading)
+
+
 def section(rows, defaults: dict, own_rows: dict, shown=(), heading: str = "Grid") -> list[str]:
     """Lines for the rows the page does not report yet (not a notebook's own row in `own_rows`, nor in
     `shown`: its series' sweeps), per notebook: a table of their differing settings and held-out
@@ -26,8 +34,10 @@ def section(rows, defaults: dict, own_rows: dict, shown=(), heading: str = "Grid
             continue
         own = own_rows.get(it)
         mine = defaults.get(it, {})
-        keys = sorted({k for r in extra for k, v in _settings(r).items() if k in mine and v != mine[k]}
-                      | {k for r in extra for k in _settings(r) if len({_label(_settings(x).get(k)) for x in extra}) > 1})
+        settings = [_settings(r) for r in extra]
+        # the settings that differ from the notebook's own, or among the combinations
+        keys = sorted({k for st in settings for k in st
+                       if (k in mine and st[k] != mine[k]) or len({_label(x.get(k)) for x in settings}) > 1})
         threads = len({t for r in extra + ([own] if own else []) for t in r["threads"]}) > 1
         cols = (keys or ["settings"]) + (["threads"] if threads else [])
         head = "| " + " | ".join(cols + ["Params", "Held-out test acc (mean ± std, n)", "s / epoch", "Seeds"]) + " |"

@@ -39,7 +39,12 @@ def compact_outputs(outputs: list) -> list:
 
 def compact(src, dest, output_path: str) -> Path:
     """Write notebook `src` to `dest` atomically, with compacted streams and `output_path` recorded."""
-    nb = json.loads(Path(src).read_text())
+    return compact_text(Path(src).read_text(), dest, output_path)
+
+
+def compact_text(text: str, dest, output_path: str) -> Path:
+    """compact() of a notebook's JSON text."""
+    nb = json.loads(text)
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "code":
             cell["outputs"] = compact_outputs(cell.get("outputs", []))

@@ -275,11 +275,9 @@ def build(out_dir, data_dir=None, warn=None) -> Path:
                f"{r['final_test_acc']:.2f} | {r.get('run_id', Path(r['_path']).stem)} |" for r in smoke]
         md += [""] + [f"![{name}]({name})" for name in _plots(summarize(smoke), out_dir, prefix="tiny_")]
         if spec.notebooks:
-            from . import compare, grid
+            from . import grid
 
-            rows, defaults = summarize(smoke), _defaults(spec)
-            sweeps = [r for _, _, pairs, _ in compare.sweep_rows(rows, spec, defaults) for _, r in pairs]
-            md += ["", *grid.section(rows, defaults, compare.own_rows(rows, spec, defaults), sweeps, heading="Tiny grid")]
+            md += ["", *grid.of(summarize(smoke), spec, _defaults(spec), heading="Tiny grid")]
     return atomic_write_text(out_dir / "README.md", "\n".join(md) + "\n")
 
 
@@ -336,10 +334,9 @@ def _study(full, out_dir: Path, data_dir, spec) -> list[str]:
         if any(not r["study_recipe"] for r in rows):
             md += ["", "\\* not the study's recipe (epochs, lr, batch size or validation settings changed)."]
         md += ["", "## What the held-out numbers say", ""] + analysis(rows)
-        from . import compare, grid
+        from . import grid
 
-        defaults = _defaults(spec)
-        others = grid.section(rows, defaults, compare.own_rows(rows, spec, defaults))
+        others = grid.of(rows, spec, _defaults(spec))
         md += ["", *others] if others else []
         md += ["", "## Plots", ""]
         for name in _plots(rows, out_dir):

@@ -290,13 +290,18 @@ def papermill_command(notebook: str, output: str, cwd: str, params: dict) -> lis
             "-y", json.dumps(params)]
 
 
-def job_env(job: Job, **extra) -> dict[str, str]:
-    """The environment of a job's papermill process."""
-    env = {k: v for k, v in os.environ.items() if k != RESULTS_ENV}  # --out decides where results go
-    env[EXPECT_ENV] = job.result.stem  # record() refuses to write under any other identity
+def job_vars(job: Job) -> dict[str, str]:
+    """The environment variables a job sets for its papermill process (the rest is the machine's)."""
+    out = {EXPECT_ENV: job.result.stem}  # record() refuses to write under any other identity
     if job.params.get("threads"):  # NumPy's BLAS takes its thread count from these, when it starts
-        env.update({k: str(job.params["threads"]) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
-    return dict(env, **extra)
+        out.update({k: str(job.params["threads"]) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    return out
+
+
+def process_env(**job) -> dict[str, str]:
+    """This machine's environment for a job's papermill process, with the job's variables `job`."""
+    env = {k: v for k, v in os.environ.items() if k != RESULTS_ENV}  # --out decides where results go
+    return dict(env, **job)
 
 
 def tail_of(stderr: str) -> str:
@@ -324,7 +329,7 @@ def execute(job: Job, keep_fds=()) -> tuple[bool, str]:
     # Paths relative to the repository, so the executed notebook records no machine's folders.
     cmd = papermill_command(portable(job.notebook), portable(tmp), portable(job.notebook.parent), job.params)
     started = time.time()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=base(), env=job_env(job), pass_fds=tuple(keep_fds))
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=base(), env=process_env(**job_vars(job)), pass_fds=tuple(keep_fds))
     kept = keep_executed(tmp, job) if tmp.exists() else True  # a failed run keeps its executed notebook too
     ok = done.returncode == 0 and job.result.exists() and kept
     if not ok:

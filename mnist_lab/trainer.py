@@ -17,10 +17,14 @@ from .errors import LabError
 SMOKE_TEST_SIZE = 1000
 
 
-def pick_device(name: str = "auto") -> torch.device:
+def pick_device(name: str = "auto", elsewhere: bool = False) -> torch.device:
+    """The torch device `name` names. `elsewhere`: for a run on another machine (a cluster worker), so
+    this machine's CUDA is not asked, and "auto" cannot be resolved."""
     if name == "auto":
+        if elsewhere:
+            raise LabError("on a cluster the device is chosen, not detected: device 'cpu' or 'cuda', not 'auto'")
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    if name.startswith("cuda") and not elsewhere and not torch.cuda.is_available():
         raise LabError(f"device {name!r} asked for, but CUDA is not available here; use device='cpu' or 'auto'")
     try:
         return torch.device(name)
@@ -30,18 +34,10 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def run_device(cfg: Config, elsewhere: bool = False) -> torch.device:
     """Where the run trains: `cfg.device`, but the CPU for NumPy and for Keras on tensorflow-cpu (the data,
-    the weights and the record stay there). `elsewhere`: on another machine (a cluster worker), so
-    `cfg.device` is taken as it is, without asking this machine for CUDA."""
+    the weights and the record stay there). `elsewhere`: on a cluster worker (see pick_device)."""
     if cfg.framework == "numpy" or (cfg.framework == "keras" and cfg.keras_backend == "tensorflow"):
         return torch.device("cpu")
-    if not elsewhere:
-        return pick_device(cfg.device)
-    if cfg.device == "auto":
-        raise LabError("on a cluster the device is chosen, not detected: device 'cpu' or 'cuda', not 'auto'")
-    try:
-        return torch.device(cfg.device)
-    except RuntimeError:
-        raise LabError(f"unknown device {cfg.device!r}; use 'cpu' or 'cuda'") from None
+    return pick_device(cfg.device, elsewhere)
 
 
 # What each framework imports: checked before a series starts, so a missing one stops nothing midway.
