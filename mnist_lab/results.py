@@ -13,6 +13,7 @@ from .blocks import Net
 from .config import EXPECT_ENV, run_id
 from .errors import LabError
 from .io import atomic_write_bytes, atomic_write_json
+from .machine import cpu_name
 from .trainer import predict
 
 SCHEMA = 4  # 2: run_id and recipe; folders relative to the repository. 3: series, framework, restored_best.
@@ -30,18 +31,6 @@ def code_version() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def cpu_name() -> str:
-    """The CPU's model name. Two CPUs with the same vector instructions can still run different float
-    kernels (oneDNN and MKL pick theirs per model), so a run is remade bit for bit only on its model."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def framework_versions(cfg) -> dict:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import check_the_committed_plan
 
 from mnist_lab import runner, series
 from mnist_lab.config import run_id
@@ -35,12 +35,8 @@ def test_every_notebook_and_sweep_value_has_three_seeds(results):
         assert r["series"] == "baselines" and r["recipe"]["threads"] == 1 and r["recipe"]["device"] == "cpu"
 
 
-@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() != "AVX512",
-                    reason="the committed runs were made with AVX-512; here the plan names runs of another recipe")
 def test_the_committed_runs_are_what_the_notebooks_plan_now():
-    spec = series.load(ROOT / "notebooks" / "baselines")
-    jobs = runner.plan([spec], [], list(SEEDS), ROOT / "reports", {}, False, 1, ROOT / "data")
-    assert all(runner.finished(j) == (True, None) for j in jobs)
+    check_the_committed_plan("baselines")
 
 
 def test_each_run_is_complete_and_consistent(results):

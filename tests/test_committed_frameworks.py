@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import check_bit_for_bit, check_remade_recipe, check_the_committed_plan, committed, papermill_remake
 
-from mnist_lab import runner, series
+from mnist_lab import machine, series
 from mnist_lab.config import run_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,12 +40,8 @@ def test_every_notebook_has_three_seeds_in_every_framework_it_lists(results):
         assert set(r["versions"]) == VERSIONS[r["framework"]], name
 
 
-@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() != "AVX512",
-                    reason="the committed runs were made with AVX-512; here the plan names runs of another recipe")
 def test_the_committed_runs_are_what_the_notebooks_plan_now():
-    spec = series.load(ROOT / "notebooks" / "frameworks")
-    jobs = runner.plan([spec], [], list(SEEDS), ROOT / "reports", {}, False, 1, ROOT / "data")
-    assert len(jobs) == 48 and all(runner.finished(j) == (True, None) for j in jobs)
+    check_the_committed_plan("frameworks")
 
 
 def test_each_run_is_complete_and_consistent(results):
@@ -141,29 +138,25 @@ def test_readme_table_equals_the_files(results):
             assert f"{statistics.fmean(accs):.2f} ± {statistics.stdev(accs):.2f} ({secs:.2f} s)" in row, (row, framework)
 
 
-# The frameworks series was made on a 2-vCPU Intel Xeon (x86_64, AVX-512): only there are its sums remade.
-MADE_ON = "Intel(R) Xeon(R) Processor"
+# Notebook 1 in Keras, seed 0: Keras on TensorFlow is as repeatable as the PyTorch trainer.
+KERAS = next(r for r in committed("frameworks").values() if (r["iteration"], r["framework"], r["seed"]) == (1, "keras", 0))
+BLOCKED = machine.remake_reason(KERAS)
+needs_keras = pytest.mark.skipif(__import__("importlib.util").util.find_spec("keras") is None,
+                                 reason="the frameworks extra is not installed")
 
 
-@pytest.mark.skipif(__import__("mnist_lab.results").results.cpu_name() != MADE_ON,
-                    reason=f"the committed frameworks runs were made on an {MADE_ON}; other CPU models give other sums")
-@pytest.mark.skipif(__import__("importlib.util").util.find_spec("keras") is None,
-                    reason="the frameworks extra is not installed")
-def test_the_current_code_remakes_a_committed_keras_run_bit_for_bit(tmp_path, mnist_root):
-    """Notebook 1 in Keras, seed 0, through papermill in a fresh kernel: Keras on TensorFlow is as
-    repeatable as the PyTorch trainer (the same history, mistakes and weights as the committed file)."""
-    import subprocess
-    import sys
+@pytest.fixture(scope="module")
+def remade(tmp_path_factory, mnist_root):
+    out = tmp_path_factory.mktemp("remake")
+    return papermill_remake("notebooks/frameworks/01_mlp.ipynb", out, mnist_root, KERAS, framework="keras"), out
 
-    done = subprocess.run([sys.executable, "-m", "papermill", "notebooks/frameworks/01_mlp.ipynb",
-                           str(tmp_path / "run.ipynb"), "-k", "python3", "-p", "framework", "keras", "-p", "seed", "0",
-                           "-p", "threads", "1", "-p", "results_dir", str(tmp_path), "-p", "data_dir", str(mnist_root)],
-                          cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    [new] = tmp_path.glob("it1_seed0_*.json")
-    a, b = json.loads(new.read_text()), json.loads((REPORTS / "results" / new.name).read_text())
-    strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]
-    assert strip(a["history"]) == strip(b["history"]) and a["mistakes"] == b["mistakes"]
-    sa, sb = (torch.load(p.with_suffix(".pt"), weights_only=True)["state_dict"]
-              for p in (new, REPORTS / "results" / new.name))
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+@needs_keras
+def test_the_current_code_remakes_a_committed_keras_run_with_its_recipe(remade):
+    check_remade_recipe(remade[0], KERAS)
+
+
+@needs_keras
+@pytest.mark.skipif(bool(BLOCKED), reason=BLOCKED)
+def test_the_current_code_remakes_a_committed_keras_run_bit_for_bit(remade):
+    check_bit_for_bit(*remade, KERAS, REPORTS / "results")
