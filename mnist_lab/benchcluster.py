@@ -34,14 +34,15 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def local_cluster(folder: Path, workers=("a", "b"), env=None, timeout: float = 120):
     """A Dask scheduler and one-thread workers (no nanny: a killed worker stays dead) on 127.0.0.1, started
-    as the README starts them, their logs in `folder`; yields (address, {name: worker process})."""
+    as the README starts them, their logs in `folder`; yields (address, {name: worker process}). `env`: their
+    environment variables beside this process's (None: without that variable)."""
     import psutil
     from distributed import Client
 
     dask = Path(sys.executable).parent / "dask"
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = dict(os.environ, **(env or {}))
+    env = {k: v for k, v in dict(os.environ, **(env or {})).items() if v is not None}  # None: unset it
     logs = [open(folder / f"{n}.log", "w") for n in ("scheduler", *workers)]
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
                               stdout=logs[0], stderr=subprocess.STDOUT, env=env)]
