@@ -12,11 +12,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .blocks import Net
+from . import fetch
+from .augment import reference_transform, test_transform
 from .config import Config
 from .data import MNISTData
+from .frameworks.pytorch import adam, evaluate, pick_device, place, train_one_epoch
 from .iterations import BLOCKS, EPOCHS
-from .trainer import adam, evaluate, pick_device, place, train_one_epoch
+from .net import Net
 
 
 @contextlib.contextmanager
@@ -48,7 +50,6 @@ def reference_batches(root, device):
     from torch.utils.data import DataLoader
     from torchvision.datasets import MNIST
 
-    from .augment import reference_transform
 
     loader = DataLoader(MNIST(str(root), train=True, download=False, transform=reference_transform()),
                         batch_size=64, shuffle=True, num_workers=2, pin_memory=device.type == "cuda",
@@ -81,7 +82,6 @@ def reference_eval(model, root, device, threads=0) -> float:
     from torch.utils.data import DataLoader
     from torchvision.datasets import MNIST
 
-    from .augment import test_transform
 
     loader = DataLoader(MNIST(str(root), train=False, transform=test_transform()), batch_size=1000,
                         num_workers=2, pin_memory=device.type == "cuda")
@@ -105,7 +105,6 @@ def _lab_round(model, opt, data, cfg, device) -> float:
 
 
 def run(device="auto", rounds=5, batches=300, data_dir=None, reference_threads=0, log=print) -> dict:
-    from . import fetch
 
     dev = pick_device(device)
     root = fetch.ensure(data_dir).parent.parent

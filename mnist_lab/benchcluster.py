@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import fetch
 from .errors import LabError
 from .paths import base
 
@@ -77,7 +78,6 @@ def _timed_run(args, out: Path) -> float:
 
 
 def run(rounds: int, data, log=print) -> dict:
-    from . import fetch
 
     data = str(Path(data).resolve() if data else fetch.default_root())
     fetch.ensure(data)

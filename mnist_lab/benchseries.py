@@ -23,11 +23,14 @@ import time
 
 import torch
 
+from . import fetch
 from .bench import epoch_seconds, reference_batches, reference_eval, reference_round
-from .blocks import Net
+from .config import Config
+from .data import MNISTData
 from .errors import LabError
+from .frameworks.pytorch import adam, evaluate, pick_device, place, train_one_epoch
 from .iterations import BLOCKS, EPOCHS, LR
-
+from .net import Net
 
 
 def _sync(device):
@@ -43,9 +46,6 @@ def _lab_worker(conn, threads, root, device, batches, seed):
     """
     import traceback
 
-    from .config import Config
-    from .data import MNISTData
-    from .trainer import adam, evaluate, place, train_one_epoch
 
     try:
         torch.set_num_threads(threads)
@@ -143,8 +143,6 @@ def estimates(ref: dict, lab: dict, workers: int) -> tuple[float, float]:
 
 def run(device="auto", rounds=3, batches=100, workers=None, threads=None, data_dir=None, reference_threads=0,
         log=print) -> dict:
-    from . import fetch
-    from .trainer import pick_device
 
     dev = pick_device(device)
     root = fetch.ensure(data_dir).parent.parent

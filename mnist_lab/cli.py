@@ -1,10 +1,11 @@
-"""The `mnist-lab` command line. Expected mistakes print a message and exit 2, never a traceback."""
+"""The `mnist-lab` command line: it parses arguments and prints; the work is done by the package. Expected
+mistakes print a message and exit 2, never a traceback. Each command imports what it needs when it runs,
+so that `mnist-lab data` and `mnist-lab report` never pay for torch."""
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -34,8 +35,10 @@ def _series(a):
 
 
 def cmd_run(a):
-    from . import fetch, runner
-    from .lock import FolderLock
+    from . import fetch
+    from .runs import execute, plan
+    from .runs.lock import FolderLock
+    from .series import notebook_parameters
 
     if (a.workers is not None and a.workers < 1) or a.threads < 0 or a.retries < 0:
         raise LabError("--workers must be at least 1, --threads and --retries at least 0 (--threads 0: cores / workers)")
@@ -52,26 +55,28 @@ def cmd_run(a):
     if a.iterations and len(chosen) > 1:
         raise LabError(f"--iterations picks notebooks of one series; add --series NAME (one of: "
                        f"{', '.join(s.name for s in chosen)})")
-    iterations = runner.check_iterations(chosen[0].notebooks, a.iterations) if a.iterations else []
+    iterations = plan.check_iterations(chosen[0].notebooks, a.iterations) if a.iterations else []
     known = {}
     for s in chosen:  # a parameter any of the chosen notebooks takes
         for nb in (s.notebooks[i] for i in iterations or sorted(s.notebooks)):
-            known.update(runner.notebook_parameters(nb))
-    overrides = runner.parse_overrides(a.set or [], known)
-    grid = runner.parse_grid(a.grid, known) if a.grid else None
+            known.update(notebook_parameters(nb))
+    overrides = plan.parse_overrides(a.set or [], known)
+    grid = plan.parse_grid(a.grid, known) if a.grid else None
     both = sorted(set(grid[0]) & set(overrides)) if grid else []
     if both:
         raise LabError(f"{', '.join(both)} given in both --set and --grid; keep one")
     data_dir = Path(a.data).resolve() if a.data else fetch.default_root()
     with contextlib.ExitStack() as stack:
         if a.cluster:
-            from .cluster import Cluster
+            from .runs.cluster import Cluster
 
             cluster = stack.enter_context(Cluster(a.cluster, a.retries))
-            jobs, workers, threads = _cluster_plan(a, cluster, chosen, iterations, seeds, out, overrides, data_dir, grid)
+            jobs, workers, threads = plan.on_cluster(cluster, a.cluster, chosen, iterations, seeds, out, overrides,
+                                                     a.smoke, data_dir, grid, a.threads)
         else:
             cluster = None
-            jobs, workers, threads = _local_plan(a, chosen, iterations, seeds, out, overrides, data_dir, grid)
+            jobs, workers, threads = plan.local(chosen, iterations, seeds, out, overrides, a.smoke, data_dir, grid,
+                                                a.workers, a.threads)
         lock = stack.enter_context(FolderLock(out))
         if cluster is None:
             fetch.ensure(data_dir)  # once, before any notebook starts: no two runs race to fetch it
@@ -80,13 +85,13 @@ def cmd_run(a):
         where = cluster.describe() if cluster else f"{workers} worker(s)"
         print(f"{len(jobs)} run(s): series {names}, seeds {shown}{f', grid of {len(grid)}' if grid else ''}, {where}, "
               f"{threads or 'default'} thread(s) each{', tiny mode' if a.smoke else ''} -> {paths.shown(out)}")
-        skipped = set() if a.force else {j.result for j in jobs if runner.finished(j)[0]}
+        skipped = set() if a.force else {j.result for j in jobs if plan.finished(j)[0]}
         started = time.perf_counter()
-        failures = runner.run_series(jobs, workers, a.force, keep_fds=(lock.fd,), cluster=cluster)
+        failures = execute.run_series(jobs, workers, a.force, keep_fds=(lock.fd,), cluster=cluster)
         if not a.smoke:  # tiny runs are not results: the record of how the results were made stays
-            _log_run(out, chosen, jobs, failures, skipped, time.perf_counter() - started, workers, threads)
+            execute.log_run(out, chosen, jobs, failures, skipped, time.perf_counter() - started, workers, threads)
         if not a.no_report:
-            _reports(out, [s.name for s in chosen], data_dir)
+            _reports(out, {s.name: s for s in chosen}, data_dir)
     if failures:
         print(f"\n{len(failures)} notebook(s) failed:")
         for job, why in failures:
@@ -94,96 +99,26 @@ def cmd_run(a):
         sys.exit(1)
 
 
-def _local_plan(a, chosen, iterations, seeds, out, overrides, data_dir, grid):
-    """(jobs, notebooks at once, threads each) on this machine."""
-    from . import runner
+def _reports(out: Path, specs: dict, data_dir, strict=False):
+    """Each series' report (`specs`: {name: the Series its runs were made from}), then the index of the
+    output folder."""
+    from . import reports
 
-    device = overrides.get("device", "auto")
-    on_cpu = device == "cpu" or (device == "auto" and not _cuda())
-    cores = os.cpu_count() or 1
-    jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, 1, data_dir, grid)  # checks every parameter
-    runs = len(jobs)
-    # More notebooks at once than runs, or than cores on the CPU, only adds contention.
-    asked = a.workers or 1
-    workers = min(asked, runs, cores if on_cpu else runs)
-    if workers < asked:
-        print(f"--workers {asked} capped to {workers} ({runs} run(s){f', {cores} cores' if on_cpu else ''})")
-    threads = a.threads or (max(1, cores // workers) if on_cpu else 0)
-    if threads != 1:  # the thread count is part of each run's identity: plan again with the real one
-        jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, threads, data_dir, grid)
-    return jobs, workers, threads
-
-
-def _cluster_plan(a, cluster, chosen, iterations, seeds, out, overrides, data_dir, grid):
-    """(jobs, worker threads in all, threads each) on the cluster's workers. Their device cannot be
-    detected from here, so it is a choice: the CPU unless --set device=cuda."""
-    from . import runner
-
-    device = overrides.get("device", "auto")
-    if device == "auto":
-        overrides = dict(overrides, device="cpu")
-        print("on a cluster the device is chosen, not detected: the CPU (--set device=cuda for workers started "
-              "with --resources GPU=1)")
-    elif device.startswith("cuda") and not cluster.gpus():
-        raise LabError(f"--set device={device} needs workers with a GPU, and none of {a.cluster} offers one: start "
-                       "them with `dask worker ADDRESS --nthreads 1 --resources GPU=1`")
-    from .results import code_version
-
-    import torch
-
-    for what, mine in (("code", code_version()), ("torch", torch.__version__)):
-        theirs = sorted({f[what] for f in cluster.workers.values()} - {mine})
-        if theirs:  # the workers' packages train this checkout's notebooks: say so; each result records its own
-            print(f"note: the workers run {'mnist_lab' if what == 'code' else 'torch'} {', '.join(theirs)}, this "
-                  f"checkout {mine}; each result file records the one that made it")
-    threads = a.threads or 1  # the committed results' recipe; a worker runs as many notebooks as its threads
-    jobs = runner.plan(chosen, iterations, seeds, out, overrides, a.smoke, threads, data_dir, grid,
-                       cluster.cpu(strict=not device.startswith("cuda")))
-    if any(j.recipe["device"] == "cuda" for j in jobs) and not cluster.gpus():
-        raise LabError(f"runs on CUDA need workers with a GPU, and none of {a.cluster} offers one: start them with "
-                       "`dask worker ADDRESS --nthreads 1 --resources GPU=1`")
-    return jobs, cluster.threads(), threads
-
-
-def _portable_arg(arg: str) -> str:
-    """A command-line word as a record keeps it: absolute paths inside the repository made relative."""
-    return paths.portable(arg) if os.path.isabs(arg) else arg
-
-
-def _log_run(out: Path, chosen, jobs, failures, skipped, seconds, workers, threads):
-    """<out>/<series>/run.json: the last `mnist-lab run` into this folder, for the report's "how made"."""
-    from .io import atomic_write_json
-
-    for s in chosen:
-        mine = [j for j in jobs if j.series == s.name]
-        if not mine:
-            continue
-        atomic_write_json(out / s.name / "run.json", {
-            "command": "mnist-lab " + " ".join(_portable_arg(x) for x in sys.argv[1:]), "series": [c.name for c in chosen],
-            "runs": len(jobs), "runs_of_this_series": len(mine),
-            "skipped": sum(j.result in skipped for j in mine),  # already done: a resumed run does the rest
-            "failed": sum(j.series == s.name for j, _ in failures), "wall_seconds": round(seconds, 1),
-            "workers": workers, "threads": threads})
-
-
-def _reports(out: Path, names, data_dir, strict=False):
-    """Each series' report, then the index of the output folder."""
-    from . import report
-
-    for name in names:
+    for name, spec in specs.items():
         try:
-            print(f"report: {paths.shown(report.build(out / name, data_dir))}")
+            print(f"report: {paths.shown(reports.build(out / name, spec, data_dir))}")
         except LabError as exc:
             if strict:
                 raise
             print(f"report for {name} not written: {exc}")
-    index = report.index(out)
+    index = reports.index(out, specs)
     if index:
         print(f"index: {paths.shown(index)}")
 
 
 def cmd_report(a):
-    from . import series
+    from .reports import bare
+    from .series import find
 
     out = _out(a)
     have = sorted(d.name for d in out.iterdir() if (d / "results").is_dir()) if out.is_dir() else []
@@ -195,7 +130,10 @@ def cmd_report(a):
             if old else "; run `mnist-lab run` first"
         raise LabError(f"no results for series {', '.join(missing) or '(any)'} in {paths.shown(out)} "
                        f"(it has: {', '.join(have) or 'none'}){hint}")
-    _reports(out, names, a.data, strict=True)
+    # each series' series.json from the notebooks folder; a results folder of another name is a plain one
+    root = Path(a.notebooks) if a.notebooks else paths.base() / "notebooks"
+    known = find(root) if a.notebooks or root.is_dir() else {}
+    _reports(out, {n: known.get(n) or bare(n) for n in names}, a.data, strict=True)
 
 
 def cmd_bench(a):
@@ -265,8 +203,8 @@ def _bench_series(a, log):
 
 
 def _model(checkpoint):
-    from .report import best_checkpoint
-    from .results import load_model
+    from .checkpoint import load_model
+    from .reports import best_checkpoint
 
     path = Path(checkpoint) if checkpoint else best_checkpoint()
     return load_model(path), path
@@ -300,12 +238,6 @@ def cmd_draw(a):
 
     model, path = _model(a.checkpoint)
     run_app(model, title=f"mnist_lab: draw a digit ({path.name})")
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -353,6 +285,8 @@ def parser() -> argparse.ArgumentParser:
                      "`--out reports` for the committed results)")
     rep.add_argument("--series", nargs="+", help="which series (default: every one with results in --out)")
     rep.add_argument("--data", default=None, help="MNIST folder, for the gallery of mistakes")
+    rep.add_argument("--notebooks", default=None,
+                     help="where each series' series.json is (default: the repository's notebooks/)")
     rep.set_defaults(fn=cmd_report)
 
     b = sub.add_parser("bench", help="training throughput: the study's pipeline vs mnist_lab's, side by side")

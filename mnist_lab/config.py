@@ -11,11 +11,14 @@ from pathlib import Path
 
 from . import paths
 from .errors import LabError
+from .frameworks import FRAMEWORKS, KERAS_BACKENDS
 
 SMOKE_ENV = "MNIST_LAB_SMOKE"  # "1" turns every run into a tiny run (used by the notebook tests)
 EXPECT_ENV = "MNIST_LAB_EXPECT_RUN"  # set by the runner: the run id it planned, which record() must match
 RESULTS_ENV = "MNIST_LAB_RESULTS"  # where result files go, overriding results_dir (keeps test runs out of reports/)
 STAGE_ENV = "MNIST_LAB_STAGE"  # set on a cluster worker: write the files here; the client puts them in results_dir
+PLACE_ENV = "MNIST_LAB_PLACE"  # set by the runner: where the run belongs (JSON: notebook, variant), for its result file
+SMOKE_TEST_SIZE = 1000  # held-out images a tiny run is scored on
 
 
 @dataclass
@@ -82,14 +85,9 @@ class Config:
             raise LabError(f"crop_p is a probability, in [0, 1]; got {self.crop_p}")
         if self.restore_best and not self.val_fraction:
             raise LabError("restore_best picks the epoch with the lowest validation loss: set val_fraction, e.g. 0.1")
-        if self.framework == "numpy":
-            wrong = [f"{k}={getattr(self, k)!r}" for k, ok in NUMPY_LIMITS.items() if not ok(getattr(self, k))]
-            if wrong:
-                raise LabError(f"framework 'numpy' trains with minibatch SGD on the CPU, an optional StepLR, no "
-                               f"early stopping and no augmentation; not {', '.join(wrong)}")
-        if self.framework == "keras" and (self.scheduler == "onecycle" or self.label_smoothing):
-            raise LabError("framework 'keras' here trains with scheduler 'step', 'plateau' or 'none' and without "
-                           "label smoothing; use framework 'pytorch' or 'lightning' for this recipe")
+        refused = FRAMEWORKS[self.framework].refuses(self)
+        if refused:
+            raise LabError(refused)
         if self.scheduler == "onecycle" and self.momentum:
             raise LabError("OneCycleLR cycles the momentum itself (SGD's and RMSprop's momentum, Adam's beta1: "
                            "0.95 -> 0.85 -> 0.95, torch's default): leave momentum at 0")
@@ -97,9 +95,6 @@ class Config:
             raise LabError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0 < self.pct_start < 1:
             raise LabError(f"pct_start must be in (0, 1), got {self.pct_start}")
-        if self.framework == "keras" and self.keras_backend == "tensorflow" and self.device not in ("auto", "cpu"):
-            raise LabError(f"framework 'keras' on TensorFlow runs on the CPU here (tensorflow-cpu), not device "
-                           f"{self.device!r}: use device='cpu', or keras_backend='torch'")
         if not 0 <= self.val_fraction < 1:
             raise LabError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.patience and not self.val_fraction:
@@ -161,8 +156,10 @@ class Config:
             del r["smoke_epochs"]
         else:
             del r["smoke_batches"], r["smoke_epochs"]
-        if self.framework != "keras":
-            r.pop("keras_backend", None)
+        for name, framework in FRAMEWORKS.items():  # another framework's own settings are no part of it
+            if name != self.framework:
+                for key in framework.settings:
+                    r.pop(key, None)
         if self.scheduler != "plateau":
             del r["plateau_patience"]
         if self.scheduler != "onecycle":
@@ -190,19 +187,20 @@ class Config:
 
 
 
-# Settings that never change a run's numbers.
-NOT_RECIPE = ("name", "series", "device", "data_dir", "results_dir", "log_every")
+# The two lists every part of the lab reads; nothing else lists keys of this kind.
+# Set by the runner for each run (not by the notebook), with the command-line flag that sets each.
+PER_RUN = {"iteration": "--iterations", "seed": "--seeds", "series": "--series", "smoke": "--smoke",
+           "threads": "--threads", "data_dir": "--data", "results_dir": "--out"}
+# Settings that change no number of a run: names, folders, logging.
+NO_NUMBER = ("name", "series", "data_dir", "results_dir", "log_every")
+# Left out of a recipe: those, and the device as asked for ("auto"), which the recipe records as resolved.
+NOT_RECIPE = NO_NUMBER + ("device",)
 # Settings added after runs were first recorded: left out of the recipe at these defaults.
 OMITTED_AT_DEFAULT = {"optimizer": "adam", "momentum": 0.0, "weight_decay": 0.0, "restore_best": False,
                       "rotation": 15.0, "crop_p": 0.1, "framework": "pytorch", "keras_backend": "tensorflow",
                       "label_smoothing": 0.0}
 CHOICES = {"scheduler": ("step", "plateau", "onecycle", "none"), "optimizer": ("adam", "rmsprop", "sgd"),
-           "framework": ("pytorch", "keras", "lightning", "numpy"), "keras_backend": ("tensorflow", "torch", "jax")}
-
-# What the NumPy trainer does (mnist_lab/numpy_mlp.py): anything else is refused before a run starts.
-NUMPY_LIMITS = {"optimizer": lambda v: v == "sgd", "scheduler": lambda v: v in ("step", "none"),
-                "patience": lambda v: v == 0, "restore_best": lambda v: not v, "rotation": lambda v: v == 0,
-                "crop_p": lambda v: v == 0, "device": lambda v: v in ("auto", "cpu"), "label_smoothing": lambda v: v == 0}
+           "framework": tuple(FRAMEWORKS), "keras_backend": KERAS_BACKENDS}
 
 # (key, lowest value, whether the lowest itself is refused)
 RANGES = [("iteration", 0, False), ("seed", 0, False), ("epochs", 1, False), ("batch_size", 1, False),

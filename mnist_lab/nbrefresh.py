@@ -15,6 +15,8 @@ from pathlib import Path
 
 import nbformat
 
+from .series import find
+
 MARK = "# NBVAL_CHECK_OUTPUT"
 
 
@@ -40,8 +42,6 @@ def refresh(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    from .series import find
-
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "notebooks")
     for p in (nb for s in find(folder).values() for nb in s.notebooks.values()):
         refresh(p)

@@ -1,23 +1,13 @@
-"""Result files: one self-describing JSON per run, and a checkpoint that rebuilds the network alone."""
+"""Result files: one self-describing JSON per run (checkpoint.record writes them), read here without torch,
+so that reports and the runner's bookkeeping stay light."""
 from __future__ import annotations
 
-import io
 import json
-import os
-import platform
 from pathlib import Path
 
-import torch
-
-from .blocks import Net
-from .config import EXPECT_ENV, run_id
-from .errors import LabError
-from .io import atomic_write_bytes, atomic_write_json
-from .machine import cpu_name
-from .trainer import predict
-
-SCHEMA = 4  # 2: run_id and recipe; folders relative to the repository. 3: series, framework, restored_best.
-           # 4: versions (of the framework that trained the run); device_name: the CPU's model name
+SCHEMA = 5  # 2: run_id and recipe; folders relative to the repository. 3: series, framework, restored_best.
+           # 4: versions (of the framework that trained the run); device_name: the CPU's model name.
+           # 5: notebook (its file, own parameters, own network, Target) and variant, where the runner made it
 
 
 def code_version() -> str:
@@ -31,112 +21,6 @@ def code_version() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def framework_versions(cfg) -> dict:
-    """The versions of what trained the run, beside torch's (which every run records)."""
-    if cfg.framework == "keras":
-        from . import keras_net
-        return keras_net.versions(cfg)
-    if cfg.framework == "lightning":
-        from . import lightning_net
-        return lightning_net.versions()
-    if cfg.framework == "numpy":
-        import numpy
-        return {"numpy": numpy.__version__}
-    return {}
-
-
-def record(cfg, model: Net, fit_result, data, device) -> Path:
-    """Write `<results_dir>/<run_id>.json` and `.pt` atomically; return the JSON's path.
-
-    The name carries a hash of the run's full recipe, so a run never replaces the result of a
-    different recipe (a 1-epoch try never overwrites a 20-epoch result)."""
-    if not fit_result.history:
-        raise LabError("nothing to record: the run trained no epoch")
-    recipe = cfg.recipe(model.blocks, device)
-    path = cfg.write_path / f"{run_id(cfg.iteration, cfg.seed, cfg.smoke, recipe)}.json"
-    expected = os.environ.get(EXPECT_ENV)
-    if expected and expected != path.stem:
-        raise LabError(f"this run's identity is {path.stem}, but the runner planned {expected}: the notebook "
-                       "builds its Config or network from something other than its parameters")
-    h = fit_result.history
-    # Final-model predictions on the held-out set, so the report can draw a confusion matrix and
-    # the mistakes from result files alone.
-    pred, _ = predict(model, data.test, cfg)
-    truth = data.test.labels.cpu()
-    confusion = torch.zeros(10, 10, dtype=torch.long)
-    confusion.index_put_((truth, pred), torch.ones_like(truth), accumulate=True)
-    wrong = (pred != truth).nonzero().squeeze(1).tolist()
-    final = fit_result.final  # the last epoch, or the restored best one: the weights the model ends with
-    result = {
-        "schema": SCHEMA,
-        "run_id": path.stem,
-        "iteration": cfg.iteration,
-        "name": cfg.name,
-        "series": cfg.series,
-        "framework": cfg.framework,
-        "versions": framework_versions(cfg),
-        "params": model.num_params(),
-        "seed": cfg.seed,
-        "epochs": len(h),
-        "epochs_planned": cfg.run_epochs,
-        "batch_size": cfg.batch_size,
-        "lr": cfg.lr,
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "code": code_version(),
-        "dataset": "MNIST",
-        "train_size": len(data.train.images),
-        "test_size": len(data.test.images),
-        "smoke": cfg.smoke,
-        "blocks": model.blocks,
-        "config": cfg.portable_dict(),
-        "recipe": recipe,
-        "history": h,
-        "final_test_acc": final.get("test_acc"),
-        "final_train_acc": final.get("train_acc"),
-        "confusion": confusion.tolist(),  # rows: true digit, columns: predicted
-        "mistakes": [[i, int(pred[i]), int(truth[i])] for i in wrong],  # [test index, predicted, true]
-        "best_val_epoch": fit_result.best_epoch,
-        "restored_best": fit_result.restored,
-        "stopped_early": fit_result.stopped_early,
-        "wall_seconds": fit_result.wall_seconds,
-        "checkpoint": path.with_suffix(".pt").name,
-    }
-    # Checkpoint first: a result file never points at a missing checkpoint.
-    state = model.state_dict()  # the weights evaluated above: the final or the restored best ones
-    buf = io.BytesIO()
-    torch.save({"blocks": model.blocks, "input_shape": list(model.input_shape),
-                "state_dict": {k: v.detach().cpu().contiguous() for k, v in state.items()},
-                "iteration": cfg.iteration, "seed": cfg.seed, "smoke": cfg.smoke,
-                "final_test_acc": result["final_test_acc"]}, buf)
-    atomic_write_bytes(path.with_suffix(".pt"), buf.getvalue())
-    atomic_write_json(path, result)
-    return path
-
-
-def load_model(checkpoint) -> Net:
-    """Rebuild a network from its checkpoint, in eval mode, on the CPU."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        raise LabError(f"checkpoint {path} is a folder; pass the .pt file next to a result file, e.g. "
-                       f"{path}/it5_seed0_<recipe>.pt")
-    if not path.is_file():
-        raise LabError(f"checkpoint {path} not found; train one with `mnist-lab run` or pass --checkpoint PATH")
-    try:
-        # weights_only: a checkpoint is tensors and plain data; nothing in it may run code.
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-        model = Net(ck["blocks"], tuple(ck["input_shape"]))
-        model.load_state_dict(ck["state_dict"])
-    except Exception as exc:  # torch's own advice (weights_only=False) would be unsafe here
-        why = type(exc).__name__ if "weights_only" in str(exc) else f"{type(exc).__name__}: {str(exc)[:120]}"
-        raise LabError(f"{path} is not a mnist_lab checkpoint ({why}); use a .pt written by `mnist-lab run` "
-                       "or by a notebook's record cell, next to its result file") from None
-    return model.eval()
 
 
 # What the report and the runner rely on in a result file: key -> accepted types.

@@ -19,18 +19,24 @@ only into the repository's reports/<name>/README.md.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Config
+from . import blocks
+from .config import PER_RUN, Config
 from .errors import LabError
 
 NOTEBOOK = re.compile(r"^(\d+)_.*\.ipynb$")
 MANIFEST = "series.json"
-RUNNER_KEYS = ("iteration", "seed", "series", "smoke", "threads", "data_dir", "results_dir")  # set per run
+# A "steps" series' goal, unless its series.json says otherwise. smallest_at: the report also names the
+# smallest network (a step, or a run of a sweep) whose mean held-out accuracy over its seeds is at least this.
+GOAL = {"params_below": 8000, "acc": 99.4, "last": 3, "max_epochs": 15, "smallest_at": 99.3}
+BLOCK_NAMES = ("conv", "trans", "pool", "drop", "head", "flatten", "dense", "bn", "gap")  # what a Net([...]) may use
+TARGET_MARK = "**Target.**"
 
 
 @dataclass
@@ -93,7 +99,6 @@ def load(folder) -> Series:
             s.seeds = list(spec.get("seeds", []))
             if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s.seeds):
                 raise ValueError(f"seeds must be a list of whole numbers >= 0, not {spec.get('seeds')!r}")
-            from .steps import GOAL
             for key, value in s.goal.items():
                 whole = key in ("params_below", "last", "max_epochs")
                 if key not in GOAL or not isinstance(value, int if whole else (int, float)) or isinstance(value, bool) \
@@ -104,7 +109,7 @@ def load(folder) -> Series:
                 if sweep["notebook"] not in notebooks or not isinstance(sweep["vary"], dict):
                     raise ValueError(f"sweep {sweep} names no notebook of this series")
                 for key, values in sweep["vary"].items():
-                    if key in RUNNER_KEYS:
+                    if key in PER_RUN:
                         raise ValueError(f"sweep over {key!r}: the runner sets it (use --seeds, --series ...)")
                     if key not in Config.__dataclass_fields__:  # the report tells a sweep's runs apart by their settings
                         raise ValueError(f"sweep over {key!r}: sweep a run setting (a key of Config), or declare the "
@@ -146,3 +151,90 @@ def pick(found: dict[str, Series], names) -> list[Series]:
     if unknown:
         raise LabError(f"no series {', '.join(map(repr, unknown))}; have {', '.join(found)}")
     return [found[n] for n in dict.fromkeys(names)]
+
+
+# ---- one notebook, read without running it -------------------------------------------------------
+def _code_cells(path: Path) -> list:
+    import nbformat
+
+    try:
+        return [c for c in nbformat.read(path, 4).cells if c.cell_type == "code"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LabError(f"{path} is not a readable notebook ({exc})") from None
+
+
+def notebook_defaults(path: Path) -> dict:
+    """The values of the notebook's `parameters` cell (flat literals, as the house style wants)."""
+    cell = next((c for c in _code_cells(path) if "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
+        raise LabError(f"{path.name} has no cell tagged 'parameters'")
+    out = {}
+    for node in ast.parse(cell.source).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else \
+            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+        if isinstance(target, ast.Name) and node.value is not None:
+            try:
+                out[target.id] = ast.literal_eval(node.value)
+            except ValueError:
+                raise LabError(f"{path.name}: parameter {target.id!r} is not a flat literal") from None
+    return out
+
+
+def notebook_parameters(path: Path) -> dict[str, str]:
+    """{name: type name} of the notebook's `parameters` cell."""
+    return {k: type(v).__name__ for k, v in notebook_defaults(path).items()}
+
+
+def _net_calls(path: Path) -> list:
+    found = []
+    for cell in _code_cells(path):
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        found += [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                  and n.func.id == "Net" and n.args]
+    return found
+
+
+def notebook_network_source(path: Path) -> str:
+    """The source of the block list in the notebook's Net([...]) call ("" when there is none)."""
+    found = _net_calls(path)
+    return ast.unparse(found[0].args[0]) if len(found) == 1 else ""
+
+
+def notebook_network(path: Path, params: dict) -> list[dict]:
+    """The block list a notebook declares in its `Net([...])` call, read without running the notebook
+    (the list is evaluated with the block constructors and the run's parameters, nothing else)."""
+    names = {n: getattr(blocks, n) for n in BLOCK_NAMES}
+    found = _net_calls(path)
+    if len(found) != 1:
+        raise LabError(f"{path.name} must declare its network in exactly one Net([...]) call; found {len(found)}")
+    expr = ast.Expression(found[0].args[0])
+    try:
+        return eval(compile(expr, str(path), "eval"), {"__builtins__": {}}, dict(params, **names))
+    except Exception as exc:
+        raise LabError(f"{path.name}: its network could not be read ({type(exc).__name__}: {exc})") from None
+
+
+def target_text(notebook: Path) -> str:
+    """The notebook's Target: its markdown paragraph that starts with **Target.** ("" when it has none)."""
+    try:
+        cells = json.loads(Path(notebook).read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return ""
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            for para in "".join(cell["source"]).split("\n\n"):
+                if para.startswith(TARGET_MARK):
+                    return para[len(TARGET_MARK):].strip()
+    return ""
+
+
+def own_recipe(path: Path) -> dict:
+    """What a result file records of its notebook, so that a report places the run without the notebook:
+    its file, its own parameters, the network it declares with them and its Target (where it states one)."""
+    params = notebook_defaults(path)
+    out = {"file": path.name, "parameters": params, "blocks": notebook_network(path, params)}
+    target = target_text(path)
+    return dict(out, target=target) if target else out

@@ -8,7 +8,8 @@ import torch
 
 from .augment import MEAN, STD, augment
 from .blocks import receptive_field
-from .trainer import predict
+from .frameworks.pytorch import predict
+from .reports.plots import digit_grid
 
 
 def summary(model) -> None:
@@ -33,19 +34,6 @@ def receptive_field_table(blocks, size: int = 28) -> str:
     elif last["r"] < size:
         lines.append(f"each unit of the last layer before the head sees {last['r']}x{last['r']} of the {size}x{size} input")
     return "\n".join(lines)
-
-
-def digit_grid(images, titles, cols=6, size=1.6, fontsize=9):
-    """Digits in a grid, each with its title (used by the notebooks and the report)."""
-    rows = max(1, -(-len(images) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size * 1.15), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, img, title in zip(axes.flat, images, titles):
-        ax.imshow(img, cmap="gray_r")
-        ax.set_title(title, fontsize=fontsize)
-    fig.tight_layout()
-    return fig
 
 
 def augmented_grid(data, n: int = 12, seed: int = 0):

@@ -61,13 +61,13 @@ def regenerate_report(name: str, tmp_path: Path, mnist_root: Path, monkeypatch) 
     copy of reports/, so that the committed results' own notes are in it too."""
     import shutil
 
-    from mnist_lab import paths, report
+    from mnist_lab import paths, reports, series
 
     committed = paths.reports_dir() / name
     monkeypatch.setattr(paths, "reports_dir", lambda: tmp_path)
     shutil.copytree(committed / "results", tmp_path / name / "results")
     shutil.copy(committed / "run.json", tmp_path / name / "run.json")
-    return report.build(tmp_path / name, data_dir=mnist_root).read_text()
+    return reports.build(tmp_path / name, series.load(ROOT / "notebooks" / name), data_dir=mnist_root).read_text()
 
 
 def committed(name: str) -> dict[str, dict]:
@@ -80,20 +80,21 @@ def check_the_committed_plan(name: str):
     machine the files record (the runner plans for a cluster's workers the same way), every job names a
     committed file of the same recipe and no other; planned for this machine, every job has the same
     method, and the same file exactly where this machine's vector instructions are the recorded ones."""
-    from mnist_lab import runner, series
+    from mnist_lab import series
+    from mnist_lab.runs import plan
 
     results = committed(name)
     [(cpu, threads)] = {(r["recipe"]["cpu"], r["recipe"]["threads"]) for r in results.values()}
     spec = series.load(ROOT / "notebooks" / name)
 
     def planned(worker_cpu):
-        jobs = runner.plan([spec], [], None, ROOT / "reports", {"device": "cpu"}, False, threads, ROOT / "data",
+        jobs = plan.plan([spec], [], None, ROOT / "reports", {"device": "cpu"}, False, threads, ROOT / "data",
                            worker_cpu=worker_cpu)
         return sorted(jobs, key=lambda j: (j.notebook.name, j.seed, json.dumps(j.variant, sort_keys=True)))
 
     there, here = planned(cpu), planned(None)
     assert sorted(j.result.name for j in there) == sorted(results)
-    assert all(runner.finished(j) == (True, None) for j in there)
+    assert all(plan.finished(j) == (True, None) for j in there)
     key = lambda j: (j.notebook, j.seed, j.variant, machine.method(j.recipe))
     assert [key(j) for j in here] == [key(j) for j in there]
     same = torch.backends.cpu.get_cpu_capability() == cpu

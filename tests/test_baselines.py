@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from mnist_lab import Config, MNISTData, Net, fit, setup
-from mnist_lab import runner, series
+from mnist_lab import series
+from mnist_lab.runs import plan
 from mnist_lab.augment import augment, normalize, to_float
 from mnist_lab.blocks import bn, conv, dense, flatten, head, layer_counts, pool
 from mnist_lab.errors import LabError
-from mnist_lab.trainer import optimizer_for, scheduler_for
+from mnist_lab.frameworks.pytorch import optimizer_for, scheduler_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ROOT / "notebooks" / "baselines"
@@ -35,7 +36,7 @@ HAND = {
 def declared(it):
     s = series.load(BASELINES)
     nb = s.notebooks[it]
-    return runner.notebook_network(nb, runner.notebook_defaults(nb))
+    return series.notebook_network(nb, series.notebook_defaults(nb))
 
 
 @pytest.mark.parametrize("it", sorted(HAND))
@@ -50,7 +51,7 @@ def test_the_series_folders_and_their_notebooks():
     assert sorted(found["baselines"].notebooks) == list(range(1, 10)) and found["baselines"].report == "compare"
     for s in found.values():
         for nb in s.notebooks.values():
-            params = runner.notebook_defaults(nb)
+            params = series.notebook_defaults(nb)
             assert params["series"] == s.name, nb  # a notebook opened in Jupyter writes to its series' folders
             doc = json.loads(nb.read_text())
             assert doc["metadata"]["kernelspec"]["name"] == "mnist-lab", nb
@@ -59,14 +60,14 @@ def test_the_series_folders_and_their_notebooks():
             known = {f.name for f in dataclasses.fields(Config)}
             Config.from_dict({k: v for k, v in params.items() if k in known})
             for extra in set(params) - known:
-                assert extra in runner.notebook_network_source(nb), (nb, extra)
+                assert extra in series.notebook_network_source(nb), (nb, extra)
 
 
 def test_the_sweep_and_plan_of_the_baselines_series():
     s = series.load(BASELINES)
     assert s.variants(4) == [{}, {"batch_size": 32}, {"batch_size": 128}, {"batch_size": 512}, {"batch_size": 2048}]
     assert s.variants(3) == [{}]
-    jobs = runner.plan([s], [], [0, 1, 2], Path("/nonexistent/out"), {}, False, 1, ROOT / "data")
+    jobs = plan.plan([s], [], [0, 1, 2], Path("/nonexistent/out"), {}, False, 1, ROOT / "data")
     assert len(jobs) == 3 * (9 + 4) == len({j.result for j in jobs})
     assert all(j.result.parent == Path("/nonexistent/out/baselines/results") for j in jobs)
     numpy_job = next(j for j in jobs if j.iteration == 5)
@@ -78,7 +79,7 @@ def test_a_sweep_value_equal_to_the_notebooks_own_runs_once(tmp_path):
     folder.mkdir()
     shutil.copy(BASELINES / "04_mlp.ipynb", folder)
     (folder / "series.json").write_text(json.dumps({"sweeps": [{"notebook": 4, "vary": {"batch_size": [64, 256]}}]}))
-    jobs = runner.plan([series.load(folder)], [], [0], tmp_path / "out", {}, False, 1, ROOT / "data")
+    jobs = plan.plan([series.load(folder)], [], [0], tmp_path / "out", {}, False, 1, ROOT / "data")
     assert sorted(j.params.get("batch_size", 64) for j in jobs) == [64, 256]
 
 
@@ -180,7 +181,7 @@ def test_restore_best_ends_with_the_best_validation_epoch(mnist_root, tmp_path):
     assert result.best_epoch < len(result.history)  # the last epoch is not the best: restoring changes the model
     for k, v in model.state_dict().items():
         assert torch.equal(v, result.best_state[k]), k
-    from mnist_lab.trainer import evaluate
+    from mnist_lab.frameworks.pytorch import evaluate
 
     assert evaluate(model, data.test, cfg)["acc"] == best["test_acc"]  # the weights the report scores
 
@@ -197,8 +198,8 @@ def test_every_committed_recipe_is_what_its_notebook_declares_today(name):
         nb = s.notebooks[r["iteration"]]
         rebuilt = []
         for variant in s.variants(r["iteration"]):
-            values = dict(runner.notebook_defaults(nb), **variant, seed=r["seed"], threads=r["recipe"]["threads"])
-            recipe = Config.from_dict(values).recipe(runner.notebook_network(nb, values), "cpu")
+            values = dict(series.notebook_defaults(nb), **variant, seed=r["seed"], threads=r["recipe"]["threads"])
+            recipe = Config.from_dict(values).recipe(series.notebook_network(nb, values), "cpu")
             recipe["cpu"] = r["recipe"]["cpu"]
             rebuilt.append(recipe)
         assert r["recipe"] in rebuilt, path.name

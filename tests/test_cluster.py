@@ -149,9 +149,9 @@ def test_cluster_mistakes_are_one_clear_line(args, message, tmp_path):
 
 
 def test_workers_must_agree_on_what_makes_a_cpu_runs_identity():
-    from mnist_lab.cluster import Cluster
+    from mnist_lab.runs.cluster import Cluster
     from mnist_lab.errors import LabError
-    from mnist_lab.trainer import run_device
+    from mnist_lab.frameworks.pytorch import run_device
     from mnist_lab.config import Config
 
     cluster = Cluster.__new__(Cluster)  # its workers' facts, without a scheduler

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import check_the_committed_plan
 
-from mnist_lab import runner, series
+from mnist_lab import series
 from mnist_lab.config import run_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ def test_every_notebook_and_sweep_value_has_three_seeds(results):
     runs = {(r["iteration"], r["batch_size"], r["seed"]) for r in results.values() if not r["smoke"]}
     want = set()
     for it, nb in spec.notebooks.items():
-        own = runner.notebook_defaults(nb)["batch_size"]
+        own = series.notebook_defaults(nb)["batch_size"]
         for variant in spec.variants(it):
             want |= {(it, variant.get("batch_size", own), s) for s in SEEDS}
     assert runs == want and len(results) == len(want) == 39
@@ -106,7 +106,7 @@ def test_readme_headline_equals_the_files(results):
     text = (ROOT / "README.md").read_text()
     table = text[text.index("| # | Network (document) |"):]
     for it, nb in spec.notebooks.items():
-        own = runner.notebook_defaults(nb)["batch_size"]
+        own = series.notebook_defaults(nb)["batch_size"]
         accs = [r["final_test_acc"] for r in results.values() if r["iteration"] == it and r["batch_size"] == own]
         row = next(line for line in table.splitlines() if line.startswith(f"| {it} |"))
         assert f"**{statistics.fmean(accs):.2f} ± {statistics.stdev(accs):.2f}**" in row, row

@@ -86,12 +86,12 @@ def test_report_is_what_the_generator_makes_from_these_files(tmp_path, mnist_roo
     """Regenerating from the committed result files gives the committed page, byte for byte."""
     import shutil
 
-    from mnist_lab import paths, report
+    from mnist_lab import paths, reports, series
 
     monkeypatch.setattr(paths, "reports_dir", lambda: tmp_path)  # a copy of reports/: its notes too
 
     shutil.copytree(REPORTS / "results", tmp_path / "study" / "results")
-    report.build(tmp_path / "study", data_dir=mnist_root)
+    reports.build(tmp_path / "study", series.load(ROOT / "notebooks" / "study"), data_dir=mnist_root)
     assert (tmp_path / "study" / "README.md").read_text() == (REPORTS / "README.md").read_text()
     for png in ("test_acc_per_epoch.png", "params_vs_acc.png", "confusion_best.png", "mistakes_best.png"):
         assert (REPORTS / png).exists()

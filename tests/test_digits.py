@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from mnist_lab.data import load_split
 from mnist_lab.digitize import mnist_like
 from mnist_lab.errors import LabError
-from mnist_lab.report import best_checkpoint
+from mnist_lab.reports import best_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -189,7 +189,7 @@ def test_draw_window_recognises_a_drawn_stroke(display, tmp_path):
     from PIL import ImageGrab
 
     from mnist_lab.draw import HINT, DrawApp
-    from mnist_lab.results import load_model
+    from mnist_lab.checkpoint import load_model
 
     root = tk.Tk()
     app = DrawApp(root, load_model(best_checkpoint(ROOT / "reports" / "study")))

@@ -12,19 +12,20 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_lab import Config, MNISTData, Net, fit, load_model, record, runner, series, setup
+from mnist_lab import Config, MNISTData, Net, fit, load_model, record, series, setup
+from mnist_lab.runs import plan
 from mnist_lab.blocks import bn, conv, dense, drop, flatten, gap, head, pool, trans
 from mnist_lab.errors import LabError
-from mnist_lab.trainer import evaluate, predict
+from mnist_lab.frameworks.pytorch import evaluate, predict
 
 if importlib.util.find_spec("keras") is None or importlib.util.find_spec("lightning") is None:
     # not `importorskip("keras")`: Keras must be imported the way keras_net.load does it (see there)
     pytest.skip("the frameworks extra is not installed: pip install -e '.[frameworks]'", allow_module_level=True)
-from mnist_lab import keras_net  # noqa: E402
+from mnist_lab.frameworks import keras as keras_net  # noqa: E402
 
 keras = keras_net.load("tensorflow")
 import lightning  # noqa: E402  (after Keras: see keras_net.load)
-from mnist_lab import lightning_net  # noqa: E402
+from mnist_lab.frameworks import lightning as lightning_net  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +34,7 @@ def every_network():
     """(series/notebook, blocks) of every notebook of every series, as the notebook declares it."""
     for name, s in series.find(ROOT / "notebooks").items():
         for it, nb in s.notebooks.items():
-            yield f"{name}/{nb.name}", runner.notebook_network(nb, runner.notebook_defaults(nb))
+            yield f"{name}/{nb.name}", series.notebook_network(nb, series.notebook_defaults(nb))
 
 
 NETWORKS = list(every_network())
@@ -226,7 +227,7 @@ def test_the_frameworks_series_sweeps_every_framework_and_its_comparisons_resolv
     for it in range(2, 6):
         assert [v.get("framework", "pytorch") for v in s.variants(it)] == ["pytorch", "keras", "lightning"]
     for nb in s.notebooks.values():
-        params = runner.notebook_defaults(nb)
+        params = series.notebook_defaults(nb)
         assert params["framework"] == "pytorch" and params["keras_backend"] == "tensorflow"
     assert all(s.side_ok(c["a"]) and s.side_ok(c["b"]) for c in s.comparisons)
     assert not s.side_ok({"notebook": 2, "framework": "numpy"})  # the CNN has no NumPy run
@@ -265,12 +266,12 @@ def test_a_series_needing_a_framework_that_is_not_installed_stops_before_anythin
     s = series.load(ROOT / "notebooks" / "frameworks")
     with pytest.raises(LabError, match=r"frameworks/01_mlp.ipynb \{'framework': 'lightning'\}: framework 'lightning' "
                                        r"needs lightning, not installed here: run `pip install -e '.\[frameworks\]'"):
-        runner.plan([s], [1], [0], tmp_path, {}, True, 1, ROOT / "data")
+        plan.plan([s], [1], [0], tmp_path, {}, True, 1, ROOT / "data")
     assert not (tmp_path / "frameworks").exists()
 
 
 def test_an_optional_keras_backend_that_is_not_installed_is_named(monkeypatch):
-    from mnist_lab.trainer import missing
+    from mnist_lab.frameworks import missing
 
     monkeypatch.setitem(sys.modules, "jax", None)
     assert missing(Config(framework="keras", keras_backend="jax")) == (
@@ -279,7 +280,7 @@ def test_an_optional_keras_backend_that_is_not_installed_is_named(monkeypatch):
 
 
 def test_time_to_a_target_accuracy_counts_every_epoch_until_it_is_reached():
-    from mnist_lab.compare import to_target
+    from mnist_lab.reports.compare import to_target
 
     run = lambda accs: {"history": [{"seconds": 2.0, "test_acc": a} for a in accs]}
     row = {"runs": [run([96.0, 97.5, 98.0]), run([97.0, 97.2, 97.9]), run([95.0, 96.0, 96.5])]}

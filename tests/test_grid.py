@@ -6,17 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from mnist_lab import report, runner, series
+from mnist_lab import reports, series
+from mnist_lab.runs import plan
 from mnist_lab.errors import LabError
 
 from test_report import fake_result
 
 ROOT = Path(__file__).resolve().parents[1]
-KNOWN = runner.notebook_parameters(ROOT / "notebooks" / "under8k" / "01_skeleton.ipynb")
+KNOWN = series.notebook_parameters(ROOT / "notebooks" / "under8k" / "01_skeleton.ipynb")
 
 
 def test_a_grid_is_every_combination_typed_as_the_notebook_declares():
-    grid = runner.parse_grid(["lr=0.001,0.002", "batch_size=64,128,64", "optimizer=sgd"], KNOWN)
+    grid = plan.parse_grid(["lr=0.001,0.002", "batch_size=64,128,64", "optimizer=sgd"], KNOWN)
     assert grid == [{"lr": 0.001, "batch_size": 64, "optimizer": "sgd"}, {"lr": 0.001, "batch_size": 128, "optimizer": "sgd"},
                     {"lr": 0.002, "batch_size": 64, "optimizer": "sgd"}, {"lr": 0.002, "batch_size": 128, "optimizer": "sgd"}]
     assert all(type(g["lr"]) is float and type(g["batch_size"]) is int for g in grid)
@@ -33,21 +34,21 @@ def test_a_grid_is_every_combination_typed_as_the_notebook_declares():
 ])
 def test_a_grid_that_cannot_run_is_refused(entries, message):
     with pytest.raises(LabError, match=None) as err:
-        runner.parse_grid(entries, KNOWN)
+        plan.parse_grid(entries, KNOWN)
     assert message in str(err.value)
 
 
 def test_the_plan_of_a_grid_replaces_the_series_sweeps_and_gives_each_run_its_identity():
     s = series.load(ROOT / "notebooks" / "baselines")
-    grid = runner.parse_grid(["lr=0.001,0.01", "batch_size=128,4096"], runner.notebook_parameters(s.notebooks[4]))
-    jobs = runner.plan([s], [4], [0, 1, 2], Path("/nonexistent/out"), {}, False, 1, ROOT / "data", grid)
+    grid = plan.parse_grid(["lr=0.001,0.01", "batch_size=128,4096"], series.notebook_parameters(s.notebooks[4]))
+    jobs = plan.plan([s], [4], [0, 1, 2], Path("/nonexistent/out"), {}, False, 1, ROOT / "data", grid)
     assert len(jobs) == 4 * 3 == len({j.result for j in jobs})  # no batch-size sweep of series.json besides
     assert sorted({(j.params["lr"], j.params["batch_size"]) for j in jobs}) == \
         [(0.001, 128), (0.001, 4096), (0.01, 128), (0.01, 4096)]
     assert {(j.recipe["lr"], j.recipe["batch_size"]) for j in jobs} == {(j.params["lr"], j.params["batch_size"]) for j in jobs}
     # a combination equal to the notebook's own values is its own run, once
-    own = runner.notebook_defaults(s.notebooks[4])
-    again = runner.plan([s], [4], [0], Path("/x"), {}, False, 1, ROOT / "data",
+    own = series.notebook_defaults(s.notebooks[4])
+    again = plan.plan([s], [4], [0], Path("/x"), {}, False, 1, ROOT / "data",
                         [{"lr": own["lr"]}, {"lr": own["lr"], "batch_size": own["batch_size"]}])
     assert len(again) == 1
 
@@ -82,7 +83,7 @@ def test_the_report_groups_a_grid_per_notebook_beside_its_own_recipe(tmp_path):
         _write(res, f"it5_seed{seed}.json", fake_result(5, seed, acc))  # the notebook's own recipe
         for lr, batch, shift in ((0.01, 64, -0.5), (0.01, 128, 0.3), (0.002, 128, 0.1)):
             _write(res, f"it5_seed{seed}_{lr}_{batch}.json", _grid_result(5, seed, acc + shift, lr, batch))
-    md = report.build(tmp_path / "study").read_text()
+    md = reports.build(tmp_path / "study", series.load(ROOT / "notebooks" / "study")).read_text()
     section = md[md.index("## Grid: notebook 5"):]
     assert "3 combination(s) besides the notebook's own recipe" in section
     lines = [line for line in section.splitlines() if line.startswith("| ")]
@@ -92,16 +93,17 @@ def test_the_report_groups_a_grid_per_notebook_beside_its_own_recipe(tmp_path):
     assert "| 128 | 0.01 | 18,422 | 99.50 ± 0.10 (n=3) | 2.00 | 0 1 2 |" in lines
     assert "- Highest mean: batch_size 128, lr 0.01, 99.50 ± 0.10 (n=3)." in section
     assert "- Against the notebook's own recipe: held-out accuracy +0.30 points" in section
-    assert report.build(tmp_path / "study").read_text() == md  # the same files, the same page
+    assert reports.build(tmp_path / "study", series.load(ROOT / "notebooks" / "study")).read_text() == md  # the same files, the same page
 
 
 def test_a_compare_report_of_a_grid_without_the_own_recipe_is_written(tmp_path):
     res = tmp_path / "baselines" / "results"
-    own = runner.notebook_defaults(ROOT / "notebooks" / "baselines" / "09_cnn_bn.ipynb")
+    own = series.notebook_defaults(ROOT / "notebooks" / "baselines" / "09_cnn_bn.ipynb")
     for seed in range(2):
         r = _grid_result(5, seed, 99.0 + seed / 10, own["lr"] * 2, own["batch_size"])
-        r.update(iteration=9, blocks=report._defaults(series.load(ROOT / "notebooks" / "baselines"))[9]["blocks"])
+        nb = series.own_recipe(ROOT / "notebooks" / "baselines" / "09_cnn_bn.ipynb")
+        r.update(iteration=9, blocks=nb["blocks"], notebook=nb)
         _write(res, f"it9_seed{seed}.json", r)
-    md = report.build(tmp_path / "baselines").read_text()
+    md = reports.build(tmp_path / "baselines", series.load(ROOT / "notebooks" / "baselines")).read_text()
     assert "## Grid: notebook 9" in md and "## The networks, each at its own recipe" not in md
     assert f"| {own['lr'] * 2:g} |" in md and "99.05 ± 0.07 (n=2)" in md

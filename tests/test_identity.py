@@ -8,7 +8,7 @@ from mnist_lab import paths
 from mnist_lab.config import Config, recipe_hash
 from mnist_lab.errors import LabError
 from mnist_lab.iterations import BLOCKS
-from mnist_lab.nbfiles import compact_outputs, final_text
+from mnist_lab.runs.nbfiles import compact_outputs, final_text
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from mnist_lab import Config
-from mnist_lab.blocks import Net, dense, drop, flatten, head
+from mnist_lab.blocks import dense, drop, flatten, head
+from mnist_lab.net import Net
 from mnist_lab.errors import LabError
-from mnist_lab.numpy_mlp import NumpyMLP, train
+from mnist_lab.frameworks.numpy_mlp import NumpyMLP, train
 
 BLOCKS = {
     "relu": [flatten(), dense(784, 12, init="he"), head()],

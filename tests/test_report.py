@@ -1,12 +1,24 @@
 """The report: computed from result files only, deterministic, tiny runs kept apart."""
+import functools
 import json
 import statistics
+from pathlib import Path
 
 import pytest
 
-from mnist_lab import report
-from mnist_lab.blocks import Net
+from mnist_lab import series
+from mnist_lab.reports import build
+from mnist_lab.net import Net
 from mnist_lab.iterations import BLOCKS, EPOCHS, LR
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def study_notebook(it: int) -> dict:
+    """What the runner records of study notebook `it` in its result files."""
+    return series.own_recipe(series.load(ROOT / "notebooks" / "study").notebooks[it])
 
 
 def fake_result(it, seed, final, smoke=False):
@@ -18,7 +30,8 @@ def fake_result(it, seed, final, smoke=False):
             "threads": 1, "torch": "2.14.1", "python": "3.11.7", "dataset": "MNIST", "test_size": 10_000,
             "smoke": smoke, "blocks": BLOCKS[it], "config": {"val_fraction": 0.0, "scheduler": "step"},
             "history": h, "final_test_acc": final, "final_train_acc": 98.0, "wall_seconds": 2.0 * EPOCHS[it],
-            "confusion": [[100 if i == j else 0 for j in range(10)] for i in range(10)], "mistakes": [], "checkpoint": f"it{it}_seed{seed}.pt"}
+            "confusion": [[100 if i == j else 0 for j in range(10)] for i in range(10)], "mistakes": [], "checkpoint": f"it{it}_seed{seed}.pt",
+            "notebook": study_notebook(it), "variant": {}}
 
 
 @pytest.fixture
@@ -35,7 +48,7 @@ def reports(tmp_path):
 
 def test_table_shows_mean_std_n_and_keeps_tiny_runs_apart(reports):
     folder, accs = reports
-    text = report.build(folder, data_dir=folder / "nodata").read_text()
+    text = build(folder, data_dir=folder / "nodata").read_text()
     for values in accs.values():
         m, s = statistics.fmean(values), statistics.stdev(values)
         assert f"{m:.2f} ± {s:.2f} (n=3)" in text
@@ -48,15 +61,15 @@ def test_table_shows_mean_std_n_and_keeps_tiny_runs_apart(reports):
 
 def test_same_files_same_report(reports):
     folder, _ = reports
-    first = report.build(folder, data_dir=folder / "nodata").read_bytes()
+    first = build(folder, data_dir=folder / "nodata").read_bytes()
     png = (folder / "params_vs_acc.png").read_bytes()
-    assert report.build(folder, data_dir=folder / "nodata").read_bytes() == first
+    assert build(folder, data_dir=folder / "nodata").read_bytes() == first
     assert (folder / "params_vs_acc.png").read_bytes() == png
 
 
 def test_analysis_judges_differences_against_the_spread(reports):
     folder, _ = reports
-    text = report.build(folder, data_dir=folder / "nodata").read_text()
+    text = build(folder, data_dir=folder / "nodata").read_text()
     assert "(iteration 5 vs 3): +0.30 points" in text and "real difference" in text
 
 
@@ -64,7 +77,7 @@ def test_no_results_is_a_clear_error(tmp_path):
     from mnist_lab.errors import LabError
 
     with pytest.raises(LabError, match="run `mnist-lab run` first"):
-        report.build(tmp_path)
+        build(tmp_path)
 
 
 def test_unusable_result_files_are_skipped_with_a_warning_naming_each(reports, capsys):
@@ -82,7 +95,7 @@ def test_unusable_result_files_are_skipped_with_a_warning_naming_each(reports, c
     del no_torch["torch"]
     (res / "no_torch.json").write_text(json.dumps(no_torch))
     warnings = []
-    text = report.build(folder, data_dir=folder / "nodata", warn=warnings.append).read_text()
+    text = build(folder, data_dir=folder / "nodata", warn=warnings.append).read_text()
     assert len(warnings) == 5 and all(w.startswith("warning: skipping ") for w in warnings)
     joined = "\n".join(warnings)
     for name, why in [("list.json", "a JSON list"), ("null_acc.json", "'final_test_acc' is None"),
@@ -106,5 +119,5 @@ def test_report_command_warns_and_does_not_crash(reports):
 def test_a_tiny_run_report_has_its_own_plots(tmp_path):
     (tmp_path / "study" / "results").mkdir(parents=True)
     (tmp_path / "study" / "results" / "it5_seed0_smoke.json").write_text(json.dumps(fake_result(5, 0, 50.0, smoke=True)))
-    text = report.build(tmp_path / "study", data_dir=tmp_path / "nodata").read_text()
+    text = build(tmp_path / "study", data_dir=tmp_path / "nodata").read_text()
     assert "![tiny_test_acc_per_epoch.png]" in text and (tmp_path / "study" / "tiny_params_vs_acc.png").exists()

@@ -191,7 +191,7 @@ def test_workers_are_capped_and_repeated_iterations_run_once(tmp_path, mnist_roo
 
 
 def test_an_output_folder_being_written_is_refused_and_a_stale_lock_taken_over(tmp_path, mnist_root):
-    from mnist_lab.lock import FolderLock
+    from mnist_lab.runs.lock import FolderLock
 
     with FolderLock(tmp_path):
         busy = lab("run", "--smoke", "--series", "study", "--iterations", "1", "--out", str(tmp_path), "--data",
@@ -245,7 +245,7 @@ def test_bench_json_has_its_figures(mnist_root):
 
 def test_runner_orders_by_recorded_time(tmp_path, monkeypatch):
     """Heavier notebooks go first when earlier result files say how long an epoch took."""
-    from mnist_lab import runner
+    from mnist_lab.runs import plan
 
     from mnist_lab import series
 
@@ -258,11 +258,11 @@ def test_runner_orders_by_recorded_time(tmp_path, monkeypatch):
     (results / "it5_seed0_00000005.json").write_text("{not json")  # unreadable: ignored
     (results / "it6_seed0_smoke_00000006.json").write_text(json.dumps(
         {"iteration": 6, "smoke": True, "batch_size": 64, "history": [{"seconds": 99.0}]}))  # tiny runs say nothing
-    order = [j.iteration for j in runner.plan([study], [], [0], tmp_path, {}, False, 1, tmp_path)]
+    order = [j.iteration for j in plan.plan([study], [], [0], tmp_path, {}, False, 1, tmp_path)]
     # 20 epochs each: 7 (9 s), 4 (7 s), then 5 and 6 at the mean of the known (7 s), then 3 (5 s); 2, 1 last
     assert order[:2] == [7, 4] and set(order[2:4]) == {5, 6} and order[4:] == [3, 2, 1]
-    monkeypatch.setattr(runner, "reports_dir", lambda: tmp_path / "no-reports")  # no committed results either
-    plain = [j.iteration for j in runner.plan([study], [], [0], tmp_path / "none", {}, False, 1, tmp_path)]
+    monkeypatch.setattr(plan, "reports_dir", lambda: tmp_path / "no-reports")  # no committed results either
+    plain = [j.iteration for j in plan.plan([study], [], [0], tmp_path / "none", {}, False, 1, tmp_path)]
     assert plain == [3, 4, 5, 6, 7, 2, 1]  # nothing recorded: by epochs
 
 

@@ -154,7 +154,7 @@ def test_auto_device_is_cpu_without_cuda():
 
 def test_foreach_adam_is_bitwise_the_per_tensor_adam():
     """The trainer's foreach Adam must not change a single bit of the study's optimiser."""
-    from mnist_lab.trainer import adam
+    from mnist_lab.frameworks.pytorch import adam
 
     torch.manual_seed(0)
     a, b = Net(BLOCKS[7]), Net(BLOCKS[7])

@@ -8,11 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_lab import Config, MNISTData, Net, fit, runner, series, setup, show, steps
+from mnist_lab import Config, MNISTData, Net, fit, series, setup, show, steps
+from mnist_lab.runs import plan
 from mnist_lab.blocks import conv, gap, head, pool, receptive_field, trans
 from mnist_lab.errors import LabError
 from mnist_lab.iterations import BLOCKS
-from mnist_lab.trainer import loss_fn, optimizer_for, scheduler_for
+from mnist_lab.frameworks.pytorch import loss_fn, optimizer_for, scheduler_for
 
 ROOT = Path(__file__).resolve().parents[1]
 UNDER8K = ROOT / "notebooks" / "under8k"
@@ -20,7 +21,7 @@ UNDER8K = ROOT / "notebooks" / "under8k"
 
 def declared(it):
     nb = series.load(UNDER8K).notebooks[it]
-    return runner.notebook_network(nb, runner.notebook_defaults(nb))
+    return series.notebook_network(nb, series.notebook_defaults(nb))
 
 
 # Counted by hand: 3x3 conv 9*cin*cout (no bias), 1x1 conv cin*cout, BatchNorm 2 per channel, the 1x1
@@ -45,8 +46,8 @@ def test_the_series_states_its_goal_and_a_target_per_step():
     assert (hand(16), hand(12)) == (7426, 4730)
     assert steps.goal_of(s) == {"params_below": 8000, "acc": 99.4, "last": 3, "max_epochs": 15, "smallest_at": 99.3}
     for it, nb in s.notebooks.items():
-        assert steps.target_text(nb), nb  # prose, stated before the run
-        assert runner.notebook_defaults(nb)["epochs"] <= 15
+        assert series.target_text(nb), nb  # prose, stated before the run
+        assert series.notebook_defaults(nb)["epochs"] <= 15
 
 
 def test_receptive_field_table_matches_a_hand_calculation():
@@ -194,7 +195,7 @@ def test_a_broken_goal_in_the_series_file_is_explained(tmp_path):
 
 def test_make_reproduce_runs_each_series_with_the_seeds_of_its_committed_results(tmp_path):
     found = series.find(ROOT / "notebooks")
-    jobs = runner.plan([found["study"], found["under8k"]], [], None, tmp_path, {}, True, 1, tmp_path)
+    jobs = plan.plan([found["study"], found["under8k"]], [], None, tmp_path, {}, True, 1, tmp_path)
     assert {j.seed for j in jobs if j.series == "under8k"} == {0, 1, 2, 3, 4}
     assert {j.seed for j in jobs if j.series == "study"} == {0, 1, 2}
     assert "--series-seeds" in (ROOT / "Makefile").read_text()
@@ -207,7 +208,7 @@ def test_make_reproduce_runs_each_series_with_the_seeds_of_its_committed_results
 
 
 def test_keras_refuses_a_padding_it_cannot_build():
-    from mnist_lab import keras_net
+    from mnist_lab.frameworks import keras as keras_net
 
     pytest.importorskip("keras")
     with pytest.raises(LabError, match="pad 1 or 0, not 2"):
@@ -220,7 +221,7 @@ def test_a_tiny_series_run_gives_every_step_its_result_analysis_and_report(tmp_p
     import subprocess
     import sys
 
-    from mnist_lab import report
+    from mnist_lab import reports
     from mnist_lab.results import read_result
 
     done = subprocess.run([sys.executable, "-m", "mnist_lab", "run", "--series", "under8k", "--seeds", "0", "1",
@@ -248,7 +249,7 @@ def test_a_tiny_series_run_gives_every_step_its_result_analysis_and_report(tmp_p
         r["smoke"] = False
         (full / p.name.replace("_smoke", "")).write_text(json.dumps(r))
         (full / p.with_suffix(".pt").name.replace("_smoke", "")).write_bytes(p.with_suffix(".pt").read_bytes())
-    text = report.build(full.parent, data_dir=mnist_root).read_text()
+    text = reports.build(full.parent, spec, data_dir=mnist_root).read_text()
     for it, name in ((1, "skeleton"), (2, "dropout_steplr"), (3, "onecycle"), (4, "smaller")):
         assert f"### Step {it}: {name}" in text and f"| {it} | {name} |" in text
     assert text.count("**Target.**") == 4 and "Receptive field: as step 3" in text and "| 7 GAP | 6 | 1 | 0 | 1 | 2 | 28 |" in text

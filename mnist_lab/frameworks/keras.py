@@ -22,10 +22,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .config import CHOICES
-from .errors import LabError
-from .trainer import INSTALL, FitResult, epoch_line
-
+from ..errors import LabError
+from . import INSTALL, KERAS_BACKENDS
+from .base import FitResult
 
 
 def load(backend: str = "tensorflow"):
@@ -36,8 +35,8 @@ def load(backend: str = "tensorflow"):
             raise LabError(f"Keras is already loaded on the {keras.backend.backend()!r} backend in this process; "
                            f"restart the kernel to use keras_backend={backend!r}")
         return keras
-    if backend not in CHOICES["keras_backend"]:
-        raise LabError(f"keras_backend must be one of {', '.join(CHOICES['keras_backend'])}, got {backend!r}")
+    if backend not in KERAS_BACKENDS:
+        raise LabError(f"keras_backend must be one of {', '.join(KERAS_BACKENDS)}, got {backend!r}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     # torch's CUDA build imports triton lazily (torch._dynamo); importing it after TensorFlow crashes
     # the process (a segfault in triton's start-up), so it is imported first.
@@ -329,16 +328,11 @@ def _History(keras, model, data, cfg):
             correct = int((logp.argmax(1) == test_y).sum())
             test = {"loss": float(-logp[np.arange(len(test_y)), test_y].mean()), "correct": correct,
                     "total": len(test_y), "acc": 100 * correct / len(test_y)}
-            row = {"epoch": epoch + 1, "lr": self.lr, "train_loss": float(logs["nll"]),
-                   "train_acc": 100 * float(logs["acc"]), "test_loss": test["loss"], "test_acc": test["acc"],
-                   "test_correct": correct}
             val = None
             if "val_nll" in logs:
                 val = {"loss": float(logs["val_nll"]), "acc": 100 * float(logs["val_acc"])}
-                row.update(val_loss=val["loss"], val_acc=val["acc"])
-            row["seconds"] = time.perf_counter() - self.t0
-            self.result.history.append(row)
-            print(epoch_line(row, test, val), flush=True)
+            self.result.epoch(epoch + 1, self.lr, {"loss": float(logs["nll"]), "acc": 100 * float(logs["acc"])},
+                              test, val, time.perf_counter() - self.t0)
 
     return History()
 

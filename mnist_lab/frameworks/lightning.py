@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .errors import LabError
-from .trainer import INSTALL, FitResult, _prepare, epoch_line, evaluate, loss_fn, optimizer_for, place, scheduler_for
-
+from ..errors import LabError
+from . import INSTALL
+from .base import FitResult
+from .pytorch import _prepare, evaluate, loss_fn, optimizer_for, place, scheduler_for
 
 
 def load():
@@ -118,16 +119,10 @@ def _record(pl, data, cfg):
             m = trainer.callback_metrics
             test = evaluate(lit.net, data.test, cfg)
             lit.net.train()
-            row = {"epoch": trainer.current_epoch + 1, "lr": self.lr, "train_loss": float(m["train_loss"]),
-                   "train_acc": float(m["train_acc"]), "test_loss": test["loss"], "test_acc": test["acc"],
-                   "test_correct": test["correct"]}
-            val = None
-            if "val_loss" in m:
-                val = {"loss": float(m["val_loss"]), "acc": float(m["val_acc"])}
-                row.update(val_loss=val["loss"], val_acc=val["acc"])
-            row["seconds"] = time.perf_counter() - self.t0
-            self.result.history.append(row)
-            print(epoch_line(row, test, val), flush=True)
+            val = {"loss": float(m["val_loss"]), "acc": float(m["val_acc"])} if "val_loss" in m else None
+            self.result.epoch(trainer.current_epoch + 1, self.lr,
+                              {"loss": float(m["train_loss"]), "acc": float(m["train_acc"])}, test, val,
+                              time.perf_counter() - self.t0)
 
     return Record()
 
@@ -179,6 +174,6 @@ def fit(net, data, cfg) -> FitResult:
     return result
 
 
-def versions() -> dict:
+def versions(cfg) -> dict:
     pl = load()
     return {"lightning": pl.__version__}

@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
-from .augment import MEAN, STD
-from .errors import LabError
-from .trainer import FitResult
+from ..augment import MEAN, STD
+from ..errors import LabError
+from .base import FitResult
 
 _ACT = ("relu", "sigmoid", "tanh", "none")
 
@@ -155,18 +155,22 @@ def arrays(batches, dtype=np.float32):
     return ((x - MEAN) / STD).astype(dtype), batches.labels.cpu().numpy()
 
 
-def fit_net(net, data, cfg) -> FitResult:
+def fit(net, data, cfg) -> FitResult:
     """`mnist_lab.fit` for framework "numpy": train `net`'s architecture in NumPy, starting from `net`'s own
     weights (as the other frameworks do); `net` ends with the trained weights."""
     mlp = NumpyMLP(net.blocks, seed=cfg.seed).from_torch(net)
-    result = fit(mlp, data, cfg)
+    result = fit_mlp(mlp, data, cfg)
     mlp.to_torch(net)
     return result
 
 
-def fit(model: NumpyMLP, data, cfg) -> FitResult:
+def versions(cfg) -> dict:
+    return {"numpy": np.__version__}
+
+
+def fit_mlp(model: NumpyMLP, data, cfg) -> FitResult:
     """Train with minibatch SGD (cfg.lr, momentum, weight_decay; StepLR per epoch when set) on `data`
-    (an MNISTData, converted once); one history row per epoch, as trainer.fit writes them."""
+    (an MNISTData, converted once); one history row per epoch, as every trainer writes them."""
     if cfg.framework != "numpy":  # Config checks what the NumPy trainer can do when framework is "numpy"
         raise LabError(f"this run's framework is {cfg.framework!r}: train it with mnist_lab.fit, or set "
                        "framework='numpy' (and device='cpu', optimizer='sgd', no augmentation)")
@@ -197,16 +201,8 @@ def train(model: NumpyMLP, train_set, test_set, val, cfg, limit=None) -> FitResu
             if cfg.log_every and (i + 1) % cfg.log_every == 0:
                 print(f"  batch {i + 1}/{steps}  loss {float(loss):.4f}", flush=True)
         test = model.evaluate(xte, yte)
-        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / seen, "train_acc": 100 * correct / seen,
-               "test_loss": test["loss"], "test_acc": test["acc"], "test_correct": test["correct"]}
-        line = (f"epoch {epoch:2d}  lr {lr:.6f}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}%  "
-                f"| test loss {test['loss']:.4f}, {test['correct']}/{test['total']} ({test['acc']:.2f}%)")
-        if val is not None:
-            v = model.evaluate(*val)
-            row.update(val_loss=v["loss"], val_acc=v["acc"])
-            line += f"  | val loss {v['loss']:.4f} ({v['acc']:.2f}%)"
-        row["seconds"] = time.perf_counter() - t0
-        result.history.append(row)
-        print(line, flush=True)
+        val_scores = model.evaluate(*val) if val is not None else None
+        result.epoch(epoch, lr, {"loss": loss_sum / seen, "acc": 100 * correct / seen}, test, val_scores,
+                     time.perf_counter() - t0)
     result.wall_seconds = time.perf_counter() - start
     return result

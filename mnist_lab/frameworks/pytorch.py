@@ -1,20 +1,20 @@
-"""`fit`: Adam + a per-epoch scheduler, a progress bar per epoch, held-out evaluation every epoch."""
+"""The PyTorch trainer: Adam (or the recipe's optimizer) and a per-epoch scheduler, a progress bar per epoch,
+held-out evaluation every epoch; and what every framework's run shares: seeding, the device, evaluation
+and prediction on the held-out set."""
 from __future__ import annotations
 
 import copy
 import math
 import random
 import time
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .config import Config
-from .errors import LabError
-
-SMOKE_TEST_SIZE = 1000
+from ..errors import LabError
+from . import FRAMEWORKS
+from .base import FitResult
 
 
 def pick_device(name: str = "auto", elsewhere: bool = False) -> torch.device:
@@ -32,33 +32,16 @@ def pick_device(name: str = "auto", elsewhere: bool = False) -> torch.device:
         raise LabError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda'") from None
 
 
-def run_device(cfg: Config, elsewhere: bool = False) -> torch.device:
-    """Where the run trains: `cfg.device`, but the CPU for NumPy and for Keras on tensorflow-cpu (the data,
-    the weights and the record stay there). `elsewhere`: on a cluster worker (see pick_device)."""
-    if cfg.framework == "numpy" or (cfg.framework == "keras" and cfg.keras_backend == "tensorflow"):
+def run_device(cfg, elsewhere: bool = False) -> torch.device:
+    """Where the run trains: `cfg.device`, but the CPU where its framework runs only there (NumPy, Keras on
+    tensorflow-cpu: the data, the weights and the record stay there). `elsewhere`: on a cluster worker
+    (see pick_device)."""
+    if FRAMEWORKS[cfg.framework].cpu_only(cfg):
         return torch.device("cpu")
     return pick_device(cfg.device, elsewhere)
 
 
-# What each framework imports: checked before a series starts, so a missing one stops nothing midway.
-NEEDS = {"keras": ("keras",), "lightning": ("lightning",)}
-INSTALL = "pip install -e '.[frameworks]' (in the repository; `make setup` does it)"
-
-
-def missing(cfg: Config) -> str | None:
-    """A one-line message when the framework (or Keras' backend) this run needs is not installed."""
-    import importlib.util
-
-    needs = NEEDS.get(cfg.framework, ()) + ((cfg.keras_backend,) if cfg.framework == "keras" else ())
-    absent = [m for m in needs if importlib.util.find_spec(m) is None]
-    if absent == ["jax"]:  # an optional backend, not in the frameworks extra
-        return "keras_backend 'jax' needs JAX, not installed here: run `pip install jax` in this environment"
-    if absent:
-        return f"framework {cfg.framework!r} needs {', '.join(absent)}, not installed here: run `{INSTALL}`"
-    return None
-
-
-def setup(cfg: Config) -> torch.device:
+def setup(cfg) -> torch.device:
     """Seed everything and set this run's threads; call before building the model."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -73,7 +56,7 @@ def adam(model, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
 
 
-def optimizer_for(model, cfg: Config) -> torch.optim.Optimizer:
+def optimizer_for(model, cfg) -> torch.optim.Optimizer:
     """The recipe's optimizer. The study's Adam is built exactly as before (no weight_decay argument)."""
     if cfg.optimizer == "adam":
         if not cfg.weight_decay:
@@ -86,7 +69,7 @@ def optimizer_for(model, cfg: Config) -> torch.optim.Optimizer:
                            foreach=True)
 
 
-def scheduler_for(optimizer, cfg: Config, steps_per_epoch: int = 0):
+def scheduler_for(optimizer, cfg, steps_per_epoch: int = 0):
     """StepLR, ReduceLROnPlateau (stepped with the validation loss), OneCycleLR (stepped after every batch,
     over `steps_per_epoch` * the run's epochs) or None."""
     if cfg.scheduler == "onecycle":
@@ -102,7 +85,7 @@ def scheduler_for(optimizer, cfg: Config, steps_per_epoch: int = 0):
     return None
 
 
-def place(model, cfg: Config, device: torch.device):
+def place(model, cfg, device: torch.device):
     """Move `model` to `device` in the memory layout the trainer feeds it (channels-last when set)."""
     model.to(device)
     if cfg.channels_last:
@@ -114,7 +97,7 @@ def _prepare(x, cfg):
     return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
 
 
-def loss_fn(cfg: Config):
+def loss_fn(cfg):
     """The training loss on the net's log-probabilities: NLL, or with label smoothing the cross-entropy
     against smoothed targets (log_softmax of log-probabilities is the identity, so cross_entropy applies)."""
     if cfg.label_smoothing:
@@ -122,7 +105,7 @@ def loss_fn(cfg: Config):
     return F.nll_loss
 
 
-def train_one_epoch(model, batches, optimizer, cfg: Config, desc: str = "", per_batch=None) -> dict:
+def train_one_epoch(model, batches, optimizer, cfg, desc: str = "", per_batch=None) -> dict:
     """One pass over `batches`; `per_batch` is a scheduler stepped after every optimizer step (OneCycleLR).
     The loss and accuracy it returns are those of the training loss as trained (smoothed, when set)."""
     model.train()
@@ -155,7 +138,7 @@ def train_one_epoch(model, batches, optimizer, cfg: Config, desc: str = "", per_
 
 
 @torch.inference_mode()
-def evaluate(model, batches, cfg: Config) -> dict:
+def evaluate(model, batches, cfg) -> dict:
     """True mean loss per sample and accuracy over a split, no augmentation."""
     model.eval()
     dev = batches.images.device
@@ -171,66 +154,9 @@ def evaluate(model, batches, cfg: Config) -> dict:
     return {"loss": loss_sum.item() / total, "correct": c, "total": total, "acc": 100 * c / total}
 
 
-@dataclass
-class FitResult:
-    history: list = field(default_factory=list)  # one dict per epoch
-    wall_seconds: float = 0.0
-    stopped_early: bool = False
-    best_epoch: int | None = None  # by validation loss, when there is a validation split
-    best_state: dict | None = None
-    restored: bool = False  # the model ends with the weights of best_epoch (cfg.restore_best)
-
-    @property
-    def final(self) -> dict:
-        """The history row of the weights the model ends with: the last epoch, or the restored best."""
-        return self.history[self.best_epoch - 1] if self.restored else self.history[-1]
-
-    # What every framework's trainer does and says at the end, in the same words.
-    def best_by_val(self):
-        """best_epoch: the first epoch with the lowest validation loss (when there was a validation split)."""
-        losses = [r["val_loss"] for r in self.history if "val_loss" in r]
-        if losses:
-            self.best_epoch = losses.index(min(losses)) + 1
-
-    def stop(self, waited: int):
-        self.stopped_early = True
-        print(f"early stop: val loss has not improved for {waited} epochs (best at epoch {self.best_epoch})",
-              flush=True)
-
-    def restore(self, epoch: int):
-        """The model now holds the weights of `epoch`."""
-        self.best_epoch, self.restored = epoch, True
-        print(f"restored the weights of epoch {epoch} (lowest val loss): held-out test accuracy "
-              f"{self.final['test_acc']:.2f}%", flush=True)
-
-
-def epoch_line(row: dict, test: dict, val: dict | None) -> str:
-    """The line every trainer prints after an epoch."""
-    line = (f"epoch {row['epoch']:2d}  lr {row['lr']:.6f}  train loss {row['train_loss']:.4f} acc "
-            f"{row['train_acc']:.2f}%  | test loss {test['loss']:.4f}, {test['correct']}/{test['total']} "
-            f"({test['acc']:.2f}%)")
-    if val:
-        line += f"  | val loss {val['loss']:.4f} ({val['acc']:.2f}%)"
-    return line
-
-
-def fit(model, data, cfg: Config) -> FitResult:
-    """Train `model` on `data` (an MNISTData) with `cfg` in the framework `cfg.framework` names; print one
-    line per epoch; return the history. The model ends with the trained weights, whatever trained them."""
-    if cfg.framework == "keras":
-        from . import keras_net
-        return keras_net.fit(model, data, cfg)
-    if cfg.framework == "lightning":
-        from . import lightning_net
-        return lightning_net.fit(model, data, cfg)
-    if cfg.framework == "numpy":
-        from . import numpy_mlp
-        return numpy_mlp.fit_net(model, data, cfg)
-    return fit_pytorch(model, data, cfg)
-
-
-def fit_pytorch(model, data, cfg: Config) -> FitResult:
-    """The PyTorch loop: Adam (or the recipe's optimizer) and a per-epoch scheduler."""
+def fit(model, data, cfg) -> FitResult:
+    """The PyTorch loop: Adam (or the recipe's optimizer) and a per-epoch scheduler; `model` ends with the
+    trained weights."""
     dev = data.train.images.device
     optimizer = optimizer_for(place(model, cfg, dev), cfg)
     scheduler = scheduler_for(optimizer, cfg, len(data.train))
@@ -244,13 +170,7 @@ def fit_pytorch(model, data, cfg: Config) -> FitResult:
                                 per_batch=per_batch)
         val = evaluate(model, data.val, cfg) if data.val is not None else None
         test = evaluate(model, data.test, cfg)
-        row = {"epoch": epoch, "lr": lr, "train_loss": train["loss"], "train_acc": train["acc"],
-               "test_loss": test["loss"], "test_acc": test["acc"], "test_correct": test["correct"]}
-        if val:
-            row.update(val_loss=val["loss"], val_acc=val["acc"])
-        row["seconds"] = time.perf_counter() - t0
-        result.history.append(row)
-        print(epoch_line(row, test, val), flush=True)
+        result.epoch(epoch, lr, train, test, val, time.perf_counter() - t0)
         if cfg.scheduler == "plateau":
             scheduler.step(val["loss"])
         elif scheduler is not None and per_batch is None:
@@ -271,8 +191,12 @@ def fit_pytorch(model, data, cfg: Config) -> FitResult:
     return result
 
 
+def versions(cfg) -> dict:
+    return {}  # torch's version: every result file records it
+
+
 @torch.inference_mode()
-def predict(model, batches, cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(model, batches, cfg) -> tuple[torch.Tensor, torch.Tensor]:
     """(predicted labels, log-probabilities) over a split, in its order, on the CPU."""
     model.eval()
     outs = [model(_prepare(x, cfg)).float().cpu() for x, _ in batches]

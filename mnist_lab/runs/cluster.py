@@ -22,7 +22,16 @@ import time
 import uuid
 from pathlib import Path
 
-from .errors import LabError
+import torch
+
+from .. import fetch, paths
+from ..config import SMOKE_ENV, STAGE_ENV
+from ..errors import LabError
+from ..io import atomic_write_bytes
+from ..paths import portable
+from ..results import code_version, read_result
+from . import nbfiles
+from .execute import job_vars, papermill_command, process_env, tail_of
 
 CONNECT_SECONDS = 10
 START_HINT = ("start one with `dask scheduler --host HOST` and workers with `dask worker tcp://HOST:8786 --nthreads 1` "
@@ -43,10 +52,6 @@ class JobFailed(Exception):
 
 def facts() -> dict:
     """What a worker's runs depend on (run on each worker when the client connects)."""
-    import torch
-
-    from .results import code_version
-
     return {"cpu": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__, "code": code_version()}
 
 
@@ -59,8 +64,6 @@ _data_ready: dict[str, str] = {}
 def _worker_data(wanted: str) -> str:
     """The MNIST folder for this worker's runs, as a notebook parameter: the client's (when this machine
     has it at the same place), else this machine's default; fetched and verified once per process."""
-    from . import fetch, paths
-
     with _data_lock:
         if wanted not in _data_ready:
             root = paths.data_root(wanted) if wanted else fetch.default_root()
@@ -86,12 +89,8 @@ def _cancelled(worker, key) -> bool:
 
 def run_job(job: dict) -> dict:
     """Run one job on this worker (see `payload`); its files come back as bytes. Raises JobFailed."""
-    import torch
-    from distributed import get_worker
+    from distributed import get_worker  # Dask: only with --cluster
     from distributed.worker import thread_state
-
-    from . import runner
-    from .config import STAGE_ENV
 
     worker, key = get_worker(), getattr(thread_state, "key", None)
     planned, here = job["cpu"], torch.backends.cpu.get_cpu_capability()
@@ -106,10 +105,10 @@ def run_job(job: dict) -> dict:
         notebook.write_bytes(job["notebook"])
         output = tmp / "executed.ipynb"
         stage = tmp / "results"
-        cmd = runner.papermill_command(job["notebook_path"], output.name, str(notebook.parent.relative_to(tmp)), params)
+        cmd = papermill_command(job["notebook_path"], output.name, str(notebook.parent.relative_to(tmp)), params)
         if sys.platform.startswith("linux"):
             cmd = [sys.executable, "-c", _DIE_WITH_PARENT] + cmd[1:]
-        env = runner.process_env(**job["env"], **{STAGE_ENV: str(stage)})
+        env = process_env(**job["env"], **{STAGE_ENV: str(stage)})
         started = time.perf_counter()
         with open(tmp / "stderr.txt", "w+") as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=tmp, env=env, start_new_session=True)
@@ -127,7 +126,7 @@ def run_job(job: dict) -> dict:
         executed = output.read_bytes() if output.exists() else None
         result, checkpoint = stage / f"{job['stem']}.json", stage / f"{job['stem']}.pt"
         if proc.returncode or not result.is_file() or not checkpoint.is_file():
-            raise JobFailed(runner.tail_of(stderr) if proc.returncode else "it wrote no result file", executed)
+            raise JobFailed(tail_of(stderr) if proc.returncode else "it wrote no result file", executed)
         return {"notebook": executed, "result": result.read_bytes(), "checkpoint": checkpoint.read_bytes(),
                 "seconds": seconds, "worker": worker.name}
 
@@ -136,10 +135,6 @@ def run_job(job: dict) -> dict:
 
 def payload(job) -> dict:
     """What a worker needs to run `job`, the notebook itself included."""
-    from .config import SMOKE_ENV
-    from .paths import portable
-    from .runner import job_vars
-
     shown = portable(job.notebook)  # as the executed notebook records it, when inside the repository
     relative = shown if not os.path.isabs(shown) else f"notebooks/{job.series}/{job.notebook.name}"
     # The job's own variables (and tiny mode, as a local run inherits it); the rest is the worker's.
@@ -152,7 +147,7 @@ class Cluster:
     """The client of a running Dask scheduler, and how the series' jobs run on its workers."""
 
     def __init__(self, address: str, retries: int = 2):
-        from distributed import Client
+        from distributed import Client  # Dask: only with --cluster
 
         self.address, self.retries = address, retries
         try:
@@ -203,7 +198,7 @@ class Cluster:
 
     def run(self, todo):
         """(job, ok, why, seconds, worker) as each job finishes; its files are written here, atomically."""
-        from distributed import as_completed
+        from distributed import as_completed  # Dask: only with --cluster
 
         futures = {}
         for rank, job in enumerate(todo):  # in the planned order (longest first)
@@ -239,9 +234,6 @@ class Cluster:
 
 def _write(job, out: dict) -> tuple[bool, str]:
     """The files of a finished job, into the output folder: checkpoint, result file, executed notebook."""
-    from .io import atomic_write_bytes
-    from .results import read_result
-
     atomic_write_bytes(job.result.with_suffix(".pt"), out["checkpoint"])  # first: a result never lacks it
     atomic_write_bytes(job.result, out["result"])
     _notebook(job, out["notebook"])
@@ -254,10 +246,6 @@ def _write(job, out: dict) -> tuple[bool, str]:
 
 def _notebook(job, data: bytes | None):
     """A returned executed notebook, kept as a local run keeps it (as it is when it was cut short)."""
-    from . import nbfiles
-    from .io import atomic_write_bytes
-    from .paths import portable
-
     if data:
         try:
             nbfiles.compact_text(data.decode("utf-8"), job.executed, portable(job.executed))

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import LabError
+from ..errors import LabError
 
 
 def _alive(pid: int) -> bool:

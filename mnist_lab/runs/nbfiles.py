@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .io import atomic_write_text
+from ..io import atomic_write_text
 
 
 def final_text(text: str) -> str:
