@@ -8,6 +8,7 @@ bits asks one place and says what differs."""
 from __future__ import annotations
 
 import platform
+from importlib import metadata
 from pathlib import Path
 
 # The recipe's fields that name where a run is made rather than how: two recipes equal apart from these
@@ -50,8 +51,6 @@ def recorded(result: dict) -> dict:
 def _installed(module: str) -> str | None:
     """The installed version of what provides `module` (tensorflow comes as tensorflow-cpu, say), without
     importing it."""
-    from importlib import metadata
-
     for dist in metadata.packages_distributions().get(module, [module]):
         try:
             return metadata.version(dist)
@@ -63,7 +62,7 @@ def _installed(module: str) -> str | None:
 def remake_blockers(result: dict, threads: int | None = None) -> list[str]:
     """Why this machine cannot remake `result` bit for bit, one phrase per difference ([] when it can).
     `threads`: the CPU threads the remake will use (default: the recorded ones, as the runner sets them)."""
-    import torch
+    import torch  # only to compare: reading what a file records needs none
 
     was = recorded(result)
     why = []

@@ -8,6 +8,7 @@ for it.
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Callable
@@ -76,8 +77,6 @@ def versions(cfg) -> dict:
 
 def missing(cfg) -> str | None:
     """A one-line message when the framework (or Keras' backend) this run needs is not installed."""
-    import importlib.util
-
     absent = [m for m in FRAMEWORKS[cfg.framework].needs(cfg) if importlib.util.find_spec(m) is None]
     if absent == ["jax"]:  # an optional backend, not in the frameworks extra
         return "keras_backend 'jax' needs JAX, not installed here: run `pip install jax` in this environment"
