@@ -1,4 +1,5 @@
-# Two commands do everything: `make reproduce` (the whole series into reports/) and `make test`.
+# Two commands do everything: `make reproduce` (the whole series into reports/) and `make test` (the fast
+# tier; `make test-all` runs every test, as CI does).
 # Both create .venv and fetch MNIST first when needed.
 PY      ?= python3
 VENV    := .venv
@@ -13,7 +14,7 @@ WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 7 ? n : 7 ))
 SEEDS   ?=
 # empty: each series with the seeds of its committed results (its series.json "seeds": 0 1 2, and 0-4 for under8k)
 
-.PHONY: setup data kernel reproduce report test bench refresh-notebooks
+.PHONY: setup data kernel reproduce report test test-all bench refresh-notebooks
 
 setup: $(STAMP) data kernel
 
@@ -43,15 +44,23 @@ kernel: $(STAMP)
 reproduce: setup
 	$(BIN)/mnist-lab run $(if $(SEEDS),--seeds $(SEEDS),--series-seeds) --workers $(WORKERS) --threads 1 --out reports $(if $(SERIES),--series $(SERIES),) $(if $(RESUME),,--force)
 
-report: $(STAMP)
+report: data
 	$(BIN)/mnist-lab report --out reports
 
 bench: setup
 	$(BIN)/mnist-lab bench
 
-# Xvfb (a virtual screen) lets the drawing-window test run headless; where it cannot be installed,
-# that one test is skipped with its reason.
+# The fast tier: every module's unit and oracle tests, then each notebook once in tiny mode under nbval
+# (strict: it compares the stored outputs, and so also checks all that --nbval-lax would).
 test: setup
+	$(BIN)/python -m pytest -m "not slow" tests
+	$(BIN)/python -m pytest --nbval notebooks
+
+# Every test (what CI runs): the fast tier and the slow one (bit-for-bit remakes, series-level runs, the
+# Dask cluster, benchmarks, an installed copy, the drawing window under Xvfb, a virtual screen; where Xvfb
+# cannot be installed that one test is skipped with its reason), then the machine-bound tests again as
+# on another CPU.
+test-all: setup
 	@command -v Xvfb >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  (apt-get install -y -qq xvfb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq xvfb >/dev/null)); } || \
 	  echo "Xvfb not available: the drawing-window test will be skipped"
@@ -59,7 +68,6 @@ test: setup
 	@echo "The machine-bound tests again as on another CPU (torch with no vector instructions): each skips its bit-for-bit check, naming what differs, and checks the rest"
 	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest tests/test_committed_*.py tests/test_augment.py -k "remake or plan_now or rotation_grid"
 	$(BIN)/python -m pytest --nbval notebooks
-	$(BIN)/python -m pytest --nbval-lax notebooks
 
 # After changing a network: re-record the outputs nbval checks (summary tables) in notebooks/.
 refresh-notebooks: setup

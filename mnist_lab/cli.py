@@ -263,7 +263,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--grid", nargs="+", metavar="KEY=V1,V2",
                    help="a sweep: every notebook chosen at every combination of these values (times each seed), "
                         "e.g. lr=0.001,0.002 batch_size=64,128; replaces the series' own runs and sweeps")
-    r.add_argument("--workers", type=int, default=None, help="notebooks run at once on this machine (default 1)")
+    r.add_argument("--workers", type=int, default=None, help="notebooks run at once on this machine (default 1; with --smoke, one per core)")
     r.add_argument("--cluster", metavar="ADDRESS",
                    help="run the notebooks on the workers of a Dask scheduler, e.g. tcp://host:8786 (see the README)")
     r.add_argument("--retries", type=int, default=2,

@@ -51,15 +51,17 @@ def read_idx(path: Path):
     return np.frombuffer(bytearray(blob[4 + 4 * ndim:]), dtype=np.uint8).reshape(shape)
 
 
-def load_arrays(split: str, root=None):
-    """(images uint8 (N, 28, 28), labels uint8 (N,)) of 'train' or 'test' as NumPy arrays, fetched on first use."""
-    raw = ensure(root)
+def load_arrays(split: str, root=None, fetch: bool = True):
+    """(images uint8 (N, 28, 28), labels uint8 (N,)) of 'train' or 'test' as NumPy arrays, fetched on first
+    use; with fetch=False only from a verified copy on disk (else a LabError saying how to fetch it)."""
+    raw = ensure(root) if fetch else verify(root)
     images, labels = (read_idx(raw / name) for name in SPLITS[split])
     return images, labels
 
 
 def default_root() -> Path:
     return paths.data_root()
+
 
 def raw_dir(root: str | os.PathLike | None = None) -> Path:
     return Path(root if root is not None else default_root()) / "MNIST" / "raw"

@@ -16,6 +16,7 @@ import torch
 from mnist_lab.benchcluster import local_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # a real scheduler and worker processes: make test-all
 
 
 def lab(*args, wait=True):

@@ -80,6 +80,7 @@ def test_the_report_answers_every_question_with_the_files_numbers(results):
     assert run["runs"] == 39 and run["failed"] == 0 and f"`{run['command']}`" in text
 
 
+@pytest.mark.slow
 def test_a_tiny_baselines_series_runs_with_papermill(tmp_path, mnist_root):
     done = subprocess.run([sys.executable, "-m", "mnist_lab", "run", "--series", "baselines", "--smoke", "--workers",
                            "2", "--threads", "1", "--out", str(tmp_path), "--data", str(mnist_root)],
@@ -100,10 +101,12 @@ def test_a_checkpoint_rebuilds_its_network_and_scores_what_the_file_says(results
     assert rescore(REPORTS / "results" / r["checkpoint"], mnist_root, r) == 10_000 - len(r["mistakes"])
 
 
-def test_readme_headline_equals_the_files(results):
-    """The repository README's baselines table: each notebook's held-out mean ± std from the result files."""
+@pytest.mark.parametrize("page", ["README.md", "docs/results.md"])
+def test_readme_headline_equals_the_files(results, page):
+    """The baselines table of the README and of docs/results.md: each notebook's held-out mean ± std from the
+    result files."""
     spec = series.load(ROOT / "notebooks" / "baselines")
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / page).read_text()
     table = text[text.index("| # | Network (document) |"):]
     for it, nb in spec.notebooks.items():
         own = series.notebook_defaults(nb)["batch_size"]

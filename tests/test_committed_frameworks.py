@@ -123,9 +123,11 @@ def test_the_report_answers_every_question_with_the_files_numbers(results):
     assert run["runs"] == 48 and run["failed"] == 0 and f"`{run['command']}`" in text
 
 
-def test_readme_table_equals_the_files(results):
-    """The repository README's frameworks table: held-out mean ± std and seconds per epoch per framework."""
-    text = (ROOT / "README.md").read_text()
+@pytest.mark.parametrize("page", ["README.md", "docs/results.md"])
+def test_readme_table_equals_the_files(results, page):
+    """The frameworks table of the README and of docs/results.md: held-out mean ± std and seconds per epoch
+    per framework."""
+    text = (ROOT / page).read_text()
     table = text[text.index("| # | Network (document) | Params | PyTorch |"):].split("\n\n")[0]
     for it in range(1, 6):
         row = next(line for line in table.splitlines() if line.startswith(f"| {it} |"))
@@ -152,10 +154,12 @@ def remade(tmp_path_factory, mnist_root):
 
 
 @needs_keras
+@pytest.mark.slow
 def test_the_current_code_remakes_a_committed_keras_run_with_its_recipe(remade):
     check_remade_recipe(remade[0], KERAS)
 
 
+@pytest.mark.slow
 @needs_keras
 @pytest.mark.skipif(bool(BLOCKED), reason=BLOCKED)
 def test_the_current_code_remakes_a_committed_keras_run_bit_for_bit(remade):

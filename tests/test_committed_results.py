@@ -97,8 +97,9 @@ def test_report_is_what_the_generator_makes_from_these_files(tmp_path, mnist_roo
         assert (REPORTS / png).exists()
 
 
-def test_readme_headline_equals_the_report(results):
-    text = (ROOT / "README.md").read_text()
+@pytest.mark.parametrize("page", ["README.md", "docs/results.md"])
+def test_readme_headline_equals_the_report(results, page):
+    text = (ROOT / page).read_text()
     for it in range(1, 8):
         accs = [results[f"it{it}_seed{s}.json"]["final_test_acc"] for s in SEEDS]
         row = next(line for line in text.splitlines() if line.startswith(f"| {it} |"))
@@ -141,10 +142,12 @@ def remade(tmp_path_factory, mnist_root):
     return json.loads(new.read_text()), new.parent
 
 
+@pytest.mark.slow
 def test_the_current_code_remakes_a_committed_run_with_its_recipe(remade):
     check_remade_recipe(remade[0], REMADE)
 
 
 @pytest.mark.skipif(bool(BLOCKED), reason=BLOCKED)
+@pytest.mark.slow
 def test_the_current_code_remakes_a_committed_run_bit_for_bit(remade):
     check_bit_for_bit(*remade, REMADE, REPORTS / "results")

@@ -74,8 +74,9 @@ def test_the_report_states_the_goal_check_of_every_step(results):
     assert run["runs"] == 20 and run["failed"] == 0 and f"`{run['command']}`" in text
 
 
-def test_readme_table_equals_the_files(results):
-    text = (ROOT / "README.md").read_text()
+@pytest.mark.parametrize("page", ["README.md", "docs/results.md"])
+def test_readme_table_equals_the_files(results, page):
+    text = (ROOT / page).read_text()
     table = text[text.index("| Step | Network | Params | Recipe |"):].split("\n\n")[0]
     goal = steps.GOAL
     for it in range(1, 5):
@@ -98,10 +99,12 @@ def remade(tmp_path_factory, mnist_root):
     return papermill_remake("notebooks/under8k/03_onecycle.ipynb", out, mnist_root, REMADE), out
 
 
+@pytest.mark.slow
 def test_the_current_code_remakes_a_committed_run_with_its_recipe(remade):
     check_remade_recipe(remade[0], REMADE)
 
 
 @pytest.mark.skipif(bool(BLOCKED), reason=BLOCKED)
+@pytest.mark.slow
 def test_the_current_code_remakes_a_committed_run_bit_for_bit(remade):
     check_bit_for_bit(*remade, REMADE, REPORTS / "results")

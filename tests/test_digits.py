@@ -183,6 +183,7 @@ def display():
         os.environ["DISPLAY"] = old
 
 
+@pytest.mark.slow
 def test_draw_window_recognises_a_drawn_stroke(display, tmp_path):
     tk = pytest.importorskip("tkinter", reason="this Python has no Tk (Debian: apt-get install python3-tk)")
 

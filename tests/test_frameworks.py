@@ -244,6 +244,7 @@ def test_a_comparison_with_a_side_no_sweep_makes_is_refused(tmp_path):
         series.load(tmp_path)
 
 
+@pytest.mark.slow
 def test_the_whole_frameworks_series_runs_in_tiny_mode_with_a_report(tmp_path, mnist_root):
     """papermill runs notebooks 1 and 5 in every framework they list (1: all four; 5: BatchNorm, early
     stopping and ReduceLROnPlateau in each framework's own callbacks), then the comparison report."""

@@ -1,6 +1,7 @@
 """The package's layout: a core and three wings (frameworks, runs, reports), imports that flow one way, reports
 that need neither torch nor the notebooks, and an installed copy that holds every sub-package."""
 import ast
+import re
 import json
 import shutil
 import subprocess
@@ -156,6 +157,7 @@ def test_the_migration_gave_the_committed_files_their_place_and_changed_nothing_
     assert place(tmp_path, ROOT / "notebooks") == {name: 0}
 
 
+@pytest.mark.slow
 def test_an_installed_copy_holds_every_sub_package(tmp_path):
     """`pip install .` (not editable) into a fresh environment: every module of the checkout is there, and the
     wings import from elsewhere (those that need no torch: this environment has only mnist_lab)."""
@@ -179,3 +181,20 @@ def test_an_installed_copy_holds_every_sub_package(tmp_path):
     mine = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py"))
     assert sorted(p.relative_to(installed).as_posix() for p in installed.rglob("*.py")) == mine
     assert {"frameworks/base.py", "runs/plan.py", "reports/page.py"} <= set(mine)
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves():
+    """A link from the front door or the docs to a file or folder of the repository leads somewhere."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address, or a heading on the same page
+            if not (page.parent / target.split("#")[0]).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert broken == [] and len(pages) > 5
+
+
+def test_the_readme_is_a_front_door():
+    assert len((ROOT / "README.md").read_text()) <= 12_000

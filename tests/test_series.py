@@ -40,6 +40,7 @@ def series(tmp_path_factory, mnist_root):
     return tmp, nbs, out, done
 
 
+@pytest.mark.slow
 def test_smoke_series_gives_seven_results_and_a_report(series):
     from mnist_lab.config import recipe_hash
 
@@ -61,6 +62,7 @@ def test_smoke_series_gives_seven_results_and_a_report(series):
     assert not (out / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_broken_notebook_is_listed_leaves_no_result_and_the_others_finish(series):
     _, _, out, done = series
     assert done.returncode == 1
@@ -71,6 +73,7 @@ def test_broken_notebook_is_listed_leaves_no_result_and_the_others_finish(series
     assert results_of(out, 8) == [] and not list((out / "study" / "results").glob("it8_*.pt"))
 
 
+@pytest.mark.slow
 def test_executed_notebooks_keep_final_progress_and_relative_paths(series):
     _, _, out, _ = series
     for path in (out / "study" / "notebooks").glob("0[1-7]_*.ipynb"):
@@ -83,6 +86,7 @@ def test_executed_notebooks_keep_final_progress_and_relative_paths(series):
         assert meta["output_path"].endswith(path.name)  # not the temporary name it was written under
 
 
+@pytest.mark.slow
 def test_finished_runs_are_skipped_on_resume(series, mnist_root):
     tmp, nbs, out, _ = series
     [path] = results_of(out, 3)
@@ -96,6 +100,7 @@ def test_finished_runs_are_skipped_on_resume(series, mnist_root):
     assert "removing .03_twenty_epochs_20k_seed0_smoke_0.ipynb.running" in again.stdout and not stale.exists()
 
 
+@pytest.mark.slow
 def test_another_recipe_gets_its_own_file_and_never_replaces_one(series, mnist_root):
     tmp, nbs, out, _ = series
     [first] = results_of(out, 2)
@@ -109,6 +114,7 @@ def test_another_recipe_gets_its_own_file_and_never_replaces_one(series, mnist_r
     assert new["lr"] == 0.001 and new["recipe"]["lr"] == 0.001
 
 
+@pytest.mark.slow
 def test_a_broken_or_foreign_result_file_is_redone_not_skipped(series, mnist_root):
     tmp, nbs, out, _ = series
     [path] = results_of(out, 6)
@@ -134,6 +140,7 @@ def test_a_broken_or_foreign_result_file_is_redone_not_skipped(series, mnist_roo
     assert path.with_suffix(".pt").is_file()
 
 
+@pytest.mark.slow
 def test_parallel_equals_serial_at_equal_threads(series, mnist_root, tmp_path):
     """Two workers at one thread each give the numbers a serial one-thread run gives."""
     _, nbs, out, _ = series
@@ -235,6 +242,7 @@ def test_nbval_tiny_mode_does_not_leak_into_unit_tests():
     assert done.returncode == 0, done.stdout[-2000:]
 
 
+@pytest.mark.slow
 def test_bench_json_has_its_figures(mnist_root):
     done = lab("bench", "--rounds", "1", "--batches", "5", "--json", "--data", str(mnist_root))
     assert done.returncode == 0, done.stderr
@@ -274,6 +282,7 @@ def test_series_makespan_packs_longest_first():
     assert makespan({1: 5.0}, 7) == 5.0
 
 
+@pytest.mark.slow
 def test_bench_series_json(mnist_root):
     done = lab("bench", "--series", "--rounds", "1", "--batches", "3", "--workers", "2", "--json",
                "--data", str(mnist_root))

@@ -215,6 +215,7 @@ def test_keras_refuses_a_padding_it_cannot_build():
         keras_net.build([conv(1, 4, pad=2), gap(), head(conv1x1=True)])
 
 
+@pytest.mark.slow
 def test_a_tiny_series_run_gives_every_step_its_result_analysis_and_report(tmp_path, mnist_root):
     """The four notebooks in tiny mode through the runner (two seeds, two workers); each notebook's generated
     Result and Analysis; then the steps report, built from the same files marked as full runs."""

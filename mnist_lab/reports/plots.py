@@ -7,6 +7,8 @@ import io
 import statistics
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import LabError
 from ..fetch import load_arrays
 from ..io import atomic_write_bytes
@@ -36,7 +38,7 @@ def value_colour(key: str, value, fallback: str) -> str:
 
 def _epochs(ax):
     """An axis that counts epochs: ticks on whole numbers only."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # matplotlib: only with a figure (see _pyplot)
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
@@ -93,8 +95,6 @@ def study_curves(rows, folder: Path, prefix: str = "") -> list[str]:
 
 def best_views(best, folder: Path, data_dir) -> list[str]:
     """Confusion matrix (summed over seeds) and the misclassified digits of the best iteration's first seed."""
-    import numpy as np
-
     plt = _pyplot()
     conf = np.sum([np.array(r["confusion"]) for r in best["runs"] if "confusion" in r], axis=0)
     if conf.ndim != 2:
@@ -127,9 +127,10 @@ def best_views(best, folder: Path, data_dir) -> list[str]:
 
 
 def _test_images(data_dir):
-    """(images, labels) of the held-out set as NumPy arrays, or None where the data is not here."""
+    """(images, labels) of the held-out set as NumPy arrays, or None where MNIST is not on disk: a report
+    never fetches data (`mnist-lab data` does), it is written without the digits then."""
     try:
-        return load_arrays("test", data_dir)
+        return load_arrays("test", data_dir, fetch=False)
     except LabError:
         return None
 

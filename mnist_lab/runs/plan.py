@@ -219,7 +219,8 @@ def local(chosen, iterations, seeds, out, overrides, smoke, data_dir, grid, work
     jobs = plan(chosen, iterations, seeds, out, overrides, smoke, 1, data_dir, grid)  # checks every parameter
     runs = len(jobs)
     # More notebooks at once than runs, or than cores on the CPU, only adds contention.
-    asked = workers or 1
+    # Tiny runs check the path and are no results: by default one per core, where full runs take one at a time.
+    asked = workers or (cores if smoke else 1)
     workers = min(asked, runs, cores if on_cpu else runs)
     if workers < asked:
         log(f"--workers {asked} capped to {workers} ({runs} run(s){f', {cores} cores' if on_cpu else ''})")
