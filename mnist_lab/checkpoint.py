@@ -18,6 +18,7 @@ from .io import atomic_write_bytes, atomic_write_json
 from .machine import cpu_name
 from .net import Net
 from .results import SCHEMA, code_version
+from .series import place_of
 
 
 def record(cfg, model: Net, fit_result, data, device) -> Path:
@@ -79,8 +80,9 @@ def record(cfg, model: Net, fit_result, data, device) -> Path:
         "stopped_early": fit_result.stopped_early,
         "wall_seconds": fit_result.wall_seconds,
         "checkpoint": path.with_suffix(".pt").name,
-        # where the run belongs, as the runner planned it: the report places it by these alone
-        **json.loads(os.environ.get(PLACE_ENV) or "{}"),
+        # where the run belongs, as the runner planned it (else as its notebook says): the report places it
+        # by these alone
+        **(json.loads(os.environ[PLACE_ENV]) if os.environ.get(PLACE_ENV) else place_of(cfg)),
     }
     # Checkpoint first: a result file never points at a missing checkpoint.
     state = model.state_dict()  # the weights evaluated above: the final or the restored best ones

@@ -91,7 +91,8 @@ def cmd_run(a):
         if not a.smoke:  # tiny runs are not results: the record of how the results were made stays
             execute.log_run(out, chosen, jobs, failures, skipped, time.perf_counter() - started, workers, threads)
         if not a.no_report:
-            _reports(out, {s.name: s for s in chosen}, data_dir)
+            _reports(out, {s.name: s for s in chosen}, data_dir,
+                     others=_repository_series(paths.base() / "notebooks", explicit=False))
     if failures:
         print(f"\n{len(failures)} notebook(s) failed:")
         for job, why in failures:
@@ -99,9 +100,19 @@ def cmd_run(a):
         sys.exit(1)
 
 
-def _reports(out: Path, specs: dict, data_dir, strict=False):
+def _repository_series(root: Path, explicit: bool) -> dict:
+    """{name: Series} of a notebooks folder, for the reports' titles and questions; {} where the default
+    folder holds no series (an installed copy run elsewhere)."""
+    from .series import find, numbered
+
+    if not explicit and not (root.is_dir() and any(numbered(d) for d in root.iterdir() if d.is_dir())):
+        return {}
+    return find(root)
+
+
+def _reports(out: Path, specs: dict, data_dir, strict=False, others=None):
     """Each series' report (`specs`: {name: the Series its runs were made from}), then the index of the
-    output folder."""
+    output folder, with the titles of the other series it lists (`others`)."""
     from . import reports
 
     for name, spec in specs.items():
@@ -111,14 +122,13 @@ def _reports(out: Path, specs: dict, data_dir, strict=False):
             if strict:
                 raise
             print(f"report for {name} not written: {exc}")
-    index = reports.index(out, specs)
+    index = reports.index(out, {**(others or {}), **specs})
     if index:
         print(f"index: {paths.shown(index)}")
 
 
 def cmd_report(a):
     from .reports import bare
-    from .series import find
 
     out = _out(a)
     have = sorted(d.name for d in out.iterdir() if (d / "results").is_dir()) if out.is_dir() else []
@@ -132,8 +142,8 @@ def cmd_report(a):
                        f"(it has: {', '.join(have) or 'none'}){hint}")
     # each series' series.json from the notebooks folder; a results folder of another name is a plain one
     root = Path(a.notebooks) if a.notebooks else paths.base() / "notebooks"
-    known = find(root) if a.notebooks or root.is_dir() else {}
-    _reports(out, {n: known.get(n) or bare(n) for n in names}, a.data, strict=True)
+    known = _repository_series(root, explicit=bool(a.notebooks))
+    _reports(out, {n: known.get(n) or bare(n) for n in names}, a.data, strict=True, others=known)
 
 
 def cmd_bench(a):
@@ -265,7 +275,7 @@ def parser() -> argparse.ArgumentParser:
                         "e.g. lr=0.001,0.002 batch_size=64,128; replaces the series' own runs and sweeps")
     r.add_argument("--workers", type=int, default=None, help="notebooks run at once on this machine (default 1; with --smoke, one per core)")
     r.add_argument("--cluster", metavar="ADDRESS",
-                   help="run the notebooks on the workers of a Dask scheduler, e.g. tcp://host:8786 (see the README)")
+                   help="run the notebooks on the workers of a Dask scheduler, e.g. tcp://host:8786 (see docs/clusters.md)")
     r.add_argument("--retries", type=int, default=2,
                    help="with --cluster: how often Dask runs a failed notebook again (default 2; a lost worker's "
                         "jobs are rescheduled by Dask up to its allowed-failures, default 3)")

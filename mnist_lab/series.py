@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import blocks
-from .config import PER_RUN, Config
+from . import paths
+from .config import NO_NUMBER, PER_RUN, Config
 from .errors import LabError
 
 NOTEBOOK = re.compile(r"^(\d+)_.*\.ipynb$")
@@ -238,3 +239,17 @@ def own_recipe(path: Path) -> dict:
     out = {"file": path.name, "parameters": params, "blocks": notebook_network(path, params)}
     target = target_text(path)
     return dict(out, target=target) if target else out
+
+
+def place_of(cfg) -> dict:
+    """Where a run made outside `mnist-lab run` (in Jupyter, by papermill) belongs, for its result file: its
+    notebook, found by its series and number in the repository's notebooks/, and as its variant the settings
+    it changed from the notebook's own. {} for a run of no series' notebook."""
+    notebook = numbered(paths.base() / "notebooks" / cfg.series).get(cfg.iteration) if cfg.series else None
+    if notebook is None:
+        return {}
+    own = own_recipe(notebook)
+    fixed = {*PER_RUN, *NO_NUMBER, "device"}  # set per run, or changing no number: not a variant
+    variant = {k: v for k, v in cfg.to_dict().items()
+               if k in own["parameters"] and k not in fixed and v != own["parameters"][k]}
+    return {"notebook": own, "variant": variant}

@@ -16,7 +16,6 @@ import torch
 from mnist_lab.benchcluster import local_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow  # a real scheduler and worker processes: make test-all
 
 
 def lab(*args, wait=True):
@@ -42,6 +41,7 @@ def _same_run(a: dict, b: dict):
             assert a[key] == b[key], key
 
 
+@pytest.mark.slow  # a real scheduler and worker processes
 def test_a_killed_worker_loses_nothing_and_the_cluster_equals_a_local_run(tmp_path, mnist_root):
     args = ["--series", "study", "--iterations", "1", "2", "--seeds", "0", "1", "--smoke", "--threads", "1",
             "--data", str(mnist_root), "--no-report"]
@@ -89,6 +89,7 @@ def test_a_killed_worker_loses_nothing_and_the_cluster_equals_a_local_run(tmp_pa
     assert not (tmp_path / "cluster" / ".lock").exists()
 
 
+@pytest.mark.slow  # a real scheduler and worker processes
 def test_a_notebook_that_keeps_failing_is_retried_by_dask_then_reported_like_a_local_failure(tmp_path, mnist_root):
     nbs = tmp_path / "notebooks" / "study"
     nbs.mkdir(parents=True)
@@ -117,6 +118,7 @@ def test_a_notebook_that_keeps_failing_is_retried_by_dask_then_reported_like_a_l
     assert not list((tmp_path / "out" / "study" / "results").glob("it2_*"))
 
 
+@pytest.mark.slow  # a real scheduler and worker processes
 def test_a_grid_on_the_cluster_gives_the_local_grid_and_resumes(tmp_path, mnist_root):
     args = ["--series", "study", "--iterations", "1", "--grid", "lr=0.001,0.003", "batch_size=64,128", "--smoke",
             "--threads", "1", "--data", str(mnist_root)]
@@ -140,7 +142,8 @@ def test_a_grid_on_the_cluster_gives_the_local_grid_and_resumes(tmp_path, mnist_
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--cluster", "tcp://127.0.0.1:1"], "no Dask scheduler answers at tcp://127.0.0.1:1"),
+    pytest.param(["--cluster", "tcp://127.0.0.1:1"], "no Dask scheduler answers at tcp://127.0.0.1:1",
+                 marks=pytest.mark.slow),  # it waits out the connection's timeout
     (["--cluster", "tcp://127.0.0.1:1", "--workers", "2"], "--workers is for runs on this machine"),
 ])
 def test_cluster_mistakes_are_one_clear_line(args, message, tmp_path):

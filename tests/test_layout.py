@@ -198,3 +198,24 @@ def test_every_relative_link_in_the_readme_and_docs_resolves():
 
 def test_the_readme_is_a_front_door():
     assert len((ROOT / "README.md").read_text()) <= 12_000
+
+
+def test_the_index_keeps_the_titles_of_the_series_it_was_not_asked_to_report(tmp_path, mnist_root):
+    for name in ("study", "under8k"):
+        shutil.copytree(ROOT / "reports" / name / "results", tmp_path / name / "results")
+    for name in ("study", "under8k"):  # the second report writes the index again, with both titles
+        done = subprocess.run([sys.executable, "-m", "mnist_lab", "report", "--series", name, "--out", str(tmp_path),
+                               "--data", str(mnist_root)], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    index = (tmp_path / "README.md").read_text()
+    for name in ("study", "under8k"):
+        title = json.loads((ROOT / "notebooks" / name / "series.json").read_text())["title"]
+        assert f"| [{name}]({name}/README.md) | {title} |" in index
+
+
+def test_a_notebooks_figures_keep_its_backend():
+    """show's digit grids draw with the notebook's backend: switching to Agg would hide every later figure."""
+    code = ("import matplotlib\nmatplotlib.use('svg')\nimport numpy as np\nfrom mnist_lab import show\n"
+            "show.digit_grid([np.zeros((28, 28))], ['0'])\nassert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

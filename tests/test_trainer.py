@@ -1,5 +1,6 @@
 """Config validation, the trainer on the real code path at tiny size, result files and checkpoints."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -170,3 +171,15 @@ def test_foreach_adam_is_bitwise_the_per_tensor_adam():
             opt.step()
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(p, q), name
+
+
+def test_a_run_made_outside_the_runner_records_its_notebook_and_what_it_changed(mnist_root, tmp_path):
+    """In Jupyter or by papermill no runner says where a run belongs: its notebook is found by its series and
+    number, so that a report places it as it places the runner's runs."""
+    from mnist_lab.series import load, own_recipe
+
+    cfg = tiny(mnist_root, tmp_path, series="study", epochs=1, smoke_epochs=1, smoke_batches=2, lr=0.05)
+    model, data, res, dev = train(cfg)
+    r = json.loads(record(cfg, model, res, data, dev).read_text())
+    own = own_recipe(load(Path(__file__).resolve().parents[1] / "notebooks" / "study").notebooks[5])
+    assert r["notebook"] == own and r["variant"] == {"epochs": 1, "lr": 0.05}

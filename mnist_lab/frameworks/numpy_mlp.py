@@ -158,6 +158,9 @@ def arrays(batches, dtype=np.float32):
 def fit(net, data, cfg) -> FitResult:
     """`mnist_lab.fit` for framework "numpy": train `net`'s architecture in NumPy, starting from `net`'s own
     weights (as the other frameworks do); `net` ends with the trained weights."""
+    if isinstance(net, NumpyMLP):  # the call before every framework shared fit(net, data, cfg)
+        raise LabError("numpy_mlp.fit trains the torch Net (like every framework's fit); to train a NumpyMLP "
+                       "you built yourself, call numpy_mlp.fit_mlp(mlp, data, cfg)")
     mlp = NumpyMLP(net.blocks, seed=cfg.seed).from_torch(net)
     result = fit_mlp(mlp, data, cfg)
     mlp.to_torch(net)

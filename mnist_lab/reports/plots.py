@@ -136,8 +136,10 @@ def _test_images(data_dir):
 
 
 def digit_grid(images, titles, cols=6, size=1.6, fontsize=9):
-    """Digits in a grid, each with its title (used by the notebooks and the report)."""
-    plt = _pyplot()
+    """Digits in a grid, each with its title (used by the notebooks and the report). It draws with the
+    backend it finds: in a notebook, the notebook's own (the report's figures have set Agg before)."""
+    import matplotlib.pyplot as plt  # heavy, and only the figures need it
+
     rows = max(1, -(-len(images) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size * 1.15), squeeze=False)
     for ax in axes.flat:

@@ -35,7 +35,7 @@ from .execute import job_vars, papermill_command, process_env, tail_of
 
 CONNECT_SECONDS = 10
 START_HINT = ("start one with `dask scheduler --host HOST` and workers with `dask worker tcp://HOST:8786 --nthreads 1` "
-              "on machines with mnist_lab set up (see the README)")
+              "on machines with mnist_lab set up (see docs/clusters.md)")
 
 
 class JobFailed(Exception):

@@ -90,7 +90,7 @@ def _local(todo: list[Job], workers: int, keep_fds):
 
 
 def run_series(jobs: list[Job], workers: int, force: bool, log=print, keep_fds=(), cluster=None) -> list[tuple[Job, str]]:
-    """Run the jobs, here or on `cluster` (mnist_lab.cluster.Cluster); return the failures as (job, reason).
+    """Run the jobs, here or on `cluster` (runs.cluster.Cluster); return the failures as (job, reason).
     Finished results are never redone unless force."""
     from tqdm import tqdm
 
