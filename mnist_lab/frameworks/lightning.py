@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ..errors import LabError
 from . import INSTALL
 from .base import FitResult
-from .pytorch import _prepare, evaluate, loss_fn, optimizer_for, place, scheduler_for
+from .pytorch import evaluate, loss_fn, optimizer_for, place, prepare, scheduler_for
 
 
 def load():
@@ -44,7 +44,7 @@ def module(net, cfg, validate: bool = True):
             self.criterion = loss_fn(cfg)  # built once, not per batch
 
         def forward(self, x):
-            return self.net(_prepare(x, cfg))
+            return self.net(prepare(x, cfg))
 
         def _step(self, batch, split):
             x, y = batch

@@ -93,7 +93,8 @@ def place(model, cfg, device: torch.device):
     return model
 
 
-def _prepare(x, cfg):
+def prepare(x, cfg):
+    """A batch in the memory layout the network was placed in (channels-last when set)."""
     return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
 
 
@@ -119,7 +120,7 @@ def train_one_epoch(model, batches, optimizer, cfg, desc: str = "", per_batch=No
     bar = tqdm(batches, desc=desc, total=len(batches), mininterval=1.0, leave=True, dynamic_ncols=False,
                ncols=100)
     for i, (x, y) in enumerate(bar):
-        out = model(_prepare(x, cfg))
+        out = model(prepare(x, cfg))
         loss = criterion(out, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -146,7 +147,7 @@ def evaluate(model, batches, cfg) -> dict:
     correct = torch.zeros((), dtype=torch.long, device=dev)
     total = 0
     for x, y in batches:
-        out = model(_prepare(x, cfg))
+        out = model(prepare(x, cfg))
         loss_sum += F.nll_loss(out, y, reduction="sum")
         correct += (out.argmax(1) == y).sum()
         total += len(y)
@@ -199,6 +200,6 @@ def versions(cfg) -> dict:
 def predict(model, batches, cfg) -> tuple[torch.Tensor, torch.Tensor]:
     """(predicted labels, log-probabilities) over a split, in its order, on the CPU."""
     model.eval()
-    outs = [model(_prepare(x, cfg)).float().cpu() for x, _ in batches]
+    outs = [model(prepare(x, cfg)).float().cpu() for x, _ in batches]
     logp = torch.cat(outs)
     return logp.argmax(1), logp

@@ -19,7 +19,8 @@ SCHEDULES = {"none": "constant lr", "step": "StepLR({step_size}, {gamma:g})",
 NOT_OWN = {*PER_RUN, *NO_NUMBER, "device"}
 
 
-def _recipe(r) -> tuple:
+def settings_key(r) -> tuple:
+    """What a row's runs share in every case: planned epochs, batch, lr, validation split, scheduler."""
     c = r.get("config", {})  # epochs planned: early-stopped seeds of one recipe stay one row
     return (r.get("epochs_planned", r["epochs"]), r["batch_size"], r["lr"], c.get("val_fraction", 0.0),
             c.get("scheduler", "step"))
@@ -29,9 +30,9 @@ def _group(r) -> tuple:
     """Runs that differ only in their seed: the same full recipe (network, settings, device, threads
     and vector instructions), or for files from before recipes were recorded, the same settings."""
     if isinstance(r.get("recipe"), dict):
-        return _recipe(r) + (recipe_hash({k: v for k, v in r["recipe"].items() if k != "seed"}),)
+        return settings_key(r) + (recipe_hash({k: v for k, v in r["recipe"].items() if k != "seed"}),)
     kind = r["device"].split(":")[0]
-    return _recipe(r) + (kind, r.get("threads") if kind == "cpu" else None)
+    return settings_key(r) + (kind, r.get("threads") if kind == "cpu" else None)
 
 
 def summarize(results: list[dict]) -> list[dict]:

@@ -9,12 +9,12 @@ from ..errors import LabError
 from ..iterations import EPOCHS, LR, STUDY
 from ..results import load_results
 from . import grid, plots
-from .rows import _recipe, summarize
+from .rows import settings_key, summarize
 from .stats import pm, verdict
 
 
 def is_study_recipe(r) -> bool:
-    return _recipe(r) == (EPOCHS.get(r["iteration"]), 64, LR.get(r["iteration"]), 0.0, "step")
+    return settings_key(r) == (EPOCHS.get(r["iteration"]), 64, LR.get(r["iteration"]), 0.0, "step")
 
 
 def study_rows(results) -> list[dict]:
