@@ -15,9 +15,10 @@ from .config import EXPECT_ENV, PLACE_ENV, run_id
 from .errors import LabError
 from .frameworks.pytorch import predict
 from .io import atomic_write_bytes, atomic_write_json
+from .paths import portable
 from .machine import cpu_name
 from .net import Net
-from .results import SCHEMA, code_version
+from .results import SCHEMA, code_version, digest
 from .series import place_of
 
 
@@ -92,27 +93,47 @@ def record(cfg, model: Net, fit_result, data, device) -> Path:
                 "iteration": cfg.iteration, "seed": cfg.seed, "smoke": cfg.smoke,
                 "final_test_acc": result["final_test_acc"]}, buf)
     atomic_write_bytes(path.with_suffix(".pt"), buf.getvalue())
-    atomic_write_json(path, result)
+    atomic_write_json(path, dict(result, **digest(buf.getvalue())))
     return path
 
 
-def load_model(checkpoint) -> Net:
-    """Rebuild a network from its checkpoint, in eval mode, on the CPU."""
+def load_model(checkpoint, default: bool = False) -> Net:
+    """Rebuild a network from its checkpoint, in eval mode, on the CPU. `default`: it is the repository's
+    own default model (the study's best), which a damaged copy names so."""
     path = Path(checkpoint)
     if path.is_dir():
         raise LabError(f"checkpoint {path} is a folder; pass the .pt file next to a result file, e.g. "
                        f"{path}/it5_seed0_<recipe>.pt")
     if not path.is_file():
         raise LabError(f"checkpoint {path} not found; train one with `mnist-lab run` or pass --checkpoint PATH")
+    fix = (f"it is the repository's own default model: restore it with `git checkout -- {portable(path)}`"
+           if default else "remake it with `mnist-lab run`, or pass another --checkpoint")
+    damage = _damage(path)
+    if damage:
+        raise LabError(f"checkpoint {path} is damaged ({damage}); {fix}")
     try:
         # weights_only: a checkpoint is tensors and plain data; nothing in it may run code.
         ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's own advice (weights_only=False) would be unsafe here
+        unsafe = "weights_only" in str(exc)
+        raise LabError(f"checkpoint {path} is " + (
+            "not a mnist_lab checkpoint: it holds objects other than tensors and plain data, which are not loaded"
+            if unsafe else f"damaged (torch cannot read it: {type(exc).__name__}); {fix}")) from None
+    try:
         model = Net(ck["blocks"], tuple(ck["input_shape"]))
         model.load_state_dict(ck["state_dict"])
-    except Exception as exc:  # torch's own advice (weights_only=False) would be unsafe here
-        why = type(exc).__name__ if "weights_only" in str(exc) else f"{type(exc).__name__}: {str(exc)[:120]}"
-        raise LabError(f"{path} is not a mnist_lab checkpoint ({why}); use a .pt written by `mnist-lab run` "
-                       "or by a notebook's record cell, next to its result file") from None
+    except Exception as exc:
+        raise LabError(f"checkpoint {path} is not a mnist_lab checkpoint ({type(exc).__name__}: {exc}); use a .pt "
+                       "written by `mnist-lab run` or by a notebook's record cell, next to its result file") from None
     return model.eval()
 
 
+def _damage(path: Path) -> str | None:
+    """What is wrong with checkpoint `path`'s bytes, judged by the result file beside it where there is one."""
+    from .results import damage
+
+    try:
+        r = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        r = None
+    return damage(path, r if isinstance(r, dict) and r.get("checkpoint") == path.name else None)

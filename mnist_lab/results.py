@@ -2,12 +2,15 @@
 so that reports and the runner's bookkeeping stay light."""
 from __future__ import annotations
 
+import hashlib
 import json
+import zipfile
 from pathlib import Path
 
-SCHEMA = 5  # 2: run_id and recipe; folders relative to the repository. 3: series, framework, restored_best.
+SCHEMA = 6  # 2: run_id and recipe; folders relative to the repository. 3: series, framework, restored_best.
            # 4: versions (of the framework that trained the run); device_name: the CPU's model name.
            # 5: notebook (its file, own parameters, own network, Target) and variant, where the runner made it
+           # 6: checkpoint_bytes and checkpoint_sha256, so that a damaged checkpoint is never taken for a run
 
 
 def code_version() -> str:
@@ -74,3 +77,41 @@ def load_results(folder, warn=None) -> list[dict]:
         r["_path"] = str(p)
         out.append(r)
     return sorted(out, key=lambda r: (r["iteration"], r["seed"], r["smoke"]))
+
+
+def digest(data: bytes) -> dict:
+    """What a result file records of its checkpoint's bytes."""
+    return {"checkpoint_bytes": len(data), "checkpoint_sha256": hashlib.sha256(data).hexdigest()}
+
+
+def file_digest(path) -> dict:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"checkpoint_bytes": Path(path).stat().st_size, "checkpoint_sha256": h.hexdigest()}
+
+
+def damage(pt, r: dict | None) -> str | None:
+    """What is wrong with the bytes of checkpoint `pt`, or None: compared with the size and SHA-256 that its
+    result file `r` records; without that record (no result file, or one older than schema 6) it must at least
+    be a complete archive (torch.save writes a zip, whose directory sits at its end)."""
+    pt = Path(pt)
+    want_sha = (r or {}).get("checkpoint_sha256")
+    if want_sha is None:
+        return None if zipfile.is_zipfile(pt) else "cut short or overwritten: not a complete archive"
+    size, want_size = pt.stat().st_size, r.get("checkpoint_bytes")
+    if size != want_size:
+        return f"{size:,} bytes, its result file records {want_size:,}"
+    if file_digest(pt)["checkpoint_sha256"] != want_sha:
+        return "its SHA-256 differs from the one its result file records"
+    return None
+
+
+def checkpoint_problem(result_path, r: dict) -> str | None:
+    """Why the checkpoint of the result file `result_path` (read as `r`) cannot be trusted, or None."""
+    pt = Path(result_path).with_name(r.get("checkpoint") or Path(result_path).with_suffix(".pt").name)
+    if not pt.is_file():
+        return "its checkpoint is missing"
+    why = damage(pt, r)
+    return f"its checkpoint {pt.name} is damaged ({why})" if why else None
