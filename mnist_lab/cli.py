@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -36,8 +38,7 @@ def _series(a):
 
 def cmd_run(a):
     from . import fetch
-    from .runs import execute, plan
-    from .runs.lock import FolderLock
+    from .runs import args as run_args
     from .series import notebook_parameters
 
     if (a.workers is not None and a.workers < 1) or a.threads < 0 or a.retries < 0:
@@ -55,17 +56,28 @@ def cmd_run(a):
     if a.iterations and len(chosen) > 1:
         raise LabError(f"--iterations picks notebooks of one series; add --series NAME (one of: "
                        f"{', '.join(s.name for s in chosen)})")
-    iterations = plan.check_iterations(chosen[0].notebooks, a.iterations) if a.iterations else []
+    iterations = run_args.check_iterations(chosen[0].notebooks, a.iterations) if a.iterations else []
     known = {}
     for s in chosen:  # a parameter any of the chosen notebooks takes
         for nb in (s.notebooks[i] for i in iterations or sorted(s.notebooks)):
             known.update(notebook_parameters(nb))
-    overrides = plan.parse_overrides(a.set or [], known)
-    grid = plan.parse_grid(a.grid, known) if a.grid else None
+    overrides = run_args.parse_overrides(a.set or [], known)
+    grid = run_args.parse_grid(a.grid, known) if a.grid else None
     both = sorted(set(grid[0]) & set(overrides)) if grid else []
     if both:
         raise LabError(f"{', '.join(both)} given in both --set and --grid; keep one")
     data_dir = Path(a.data).resolve() if a.data else fetch.default_root()
+    # Every run's settings, checked before torch is imported: a mistyped command costs no wait.
+    for _ in run_args.configs(chosen, iterations, seeds, out, overrides, a.smoke, a.threads or 1, data_dir, grid):
+        pass
+    _run(a, chosen, iterations, seeds, out, overrides, grid, data_dir)
+
+
+def _run(a, chosen, iterations, seeds, out, overrides, grid, data_dir):
+    from . import fetch
+    from .runs import execute, plan
+    from .runs.lock import FolderLock
+
     with contextlib.ExitStack() as stack:
         if a.cluster:
             from .runs.cluster import Cluster
@@ -77,6 +89,7 @@ def cmd_run(a):
             cluster = None
             jobs, workers, threads = plan.local(chosen, iterations, seeds, out, overrides, a.smoke, data_dir, grid,
                                                 a.workers, a.threads)
+        _refuse_doubling(jobs, out)
         lock = stack.enter_context(FolderLock(out))
         if cluster is None:
             fetch.ensure(data_dir)  # once, before any notebook starts: no two runs race to fetch it
@@ -84,11 +97,14 @@ def cmd_run(a):
         shown = seeds if seeds is not None else "; ".join(f"{s.name} {s.seeds or [0]}" for s in chosen)
         where = cluster.describe() if cluster else f"{workers} worker(s)"
         print(f"{len(jobs)} run(s): series {names}, seeds {shown}{f', grid of {len(grid)}' if grid else ''}, {where}, "
-              f"{threads or 'default'} thread(s) each{', tiny mode' if a.smoke else ''} -> {paths.shown(out)}")
+              f"{threads or 'default'} thread(s) each{', smoke runs' if a.smoke else ''} -> {paths.shown(out)}")
         skipped = set() if a.force else {j.result for j in jobs if plan.finished(j)[0]}
+        todo = [j for j in jobs if j.result not in skipped]
+        for line in _before(todo, workers, out, chosen, a.smoke, cluster is not None):
+            print(line)
         started = time.perf_counter()
         failures = execute.run_series(jobs, workers, a.force, keep_fds=(lock.fd,), cluster=cluster)
-        if not a.smoke:  # tiny runs are not results: the record of how the results were made stays
+        if not a.smoke:  # smoke runs are not results: the record of how the results were made stays
             execute.log_run(out, chosen, jobs, failures, skipped, time.perf_counter() - started, workers, threads)
         if not a.no_report:
             _reports(out, {s.name: s for s in chosen}, data_dir,
@@ -98,6 +114,71 @@ def cmd_run(a):
         for job, why in failures:
             print(f"  {job.label}: {why}" + (f"\n    see {paths.shown(job.executed)}" if job.executed.exists() else ""))
         sys.exit(1)
+
+
+def _as_result(job) -> dict:
+    """What a result file of `job` will say of its identity."""
+    return {"series": job.series, "iteration": job.iteration, "seed": job.seed, "smoke": job.params["smoke"],
+            "recipe": job.recipe}
+
+
+def _committed(folder: Path, names=None) -> dict:
+    """{machine.same_run key: result} of the result files under `folder`/<series>/results (those of `names`)."""
+    from .machine import same_run
+    from .results import load_results
+
+    out = {}
+    for d in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if (d / "results").is_dir() and (names is None or d.name in names):
+            for r in load_results(d / "results", warn=lambda _: None):
+                r = dict(r, series=r.get("series") or d.name)
+                out[same_run(r)] = r
+    return out
+
+
+def _refuse_doubling(jobs, out: Path):
+    """Into the committed folder, a run of the same method made on another machine would sit beside the
+    committed one under another name, and every table would show both."""
+    from .machine import same_run
+
+    if Path(os.path.abspath(out)) != paths.reports_dir():
+        return
+    committed = _committed(out)
+    clash = [(j, committed[k]) for j in jobs if (k := same_run(_as_result(j))) in committed
+             and committed[k]["run_id"] != j.result.stem]
+    if clash:
+        job, old = clash[0]
+        raise LabError(f"{len(clash)} of these runs would sit beside committed runs of the same method made on "
+                       f"another machine (e.g. {job.result.stem} beside {old['run_id']}), and the reports would "
+                       "show both: run into runs/ (the default, what `make reproduce` does) to compare with the "
+                       "committed results, or replace them with `mnist-lab publish` (docs/results.md)")
+
+
+def _before(todo, workers, out, chosen, smoke, on_cluster) -> list[str]:
+    """What a user should know before a long job starts: its estimated wall time, and what a CPU other than
+    the committed results' means for the comparison."""
+    from .machine import cpu_name, described, same_run
+    from .runs.plan import estimate
+
+    lines = []
+    if todo and not smoke:
+        secs = estimate(todo, workers, out, chosen)
+        if secs is not None:
+            lines.append(f"{len(todo)} run(s) to do, about {_duration(secs)} of training with {workers} at once "
+                         "(from earlier runs' seconds per epoch; notebook start-up not counted). Ctrl-C stops; "
+                         "the same command resumes.")
+    committed = _committed(paths.reports_dir(), {s.name for s in chosen})
+    theirs = sorted({described(committed[k]) for j in todo if (k := same_run(_as_result(j))) in committed})
+    mine = sorted({f"{cpu_name()}, {j.recipe['cpu']}" for j in todo if j.recipe.get("device") == "cpu"})
+    if theirs and mine and not on_cluster and theirs != mine:
+        lines.append(f"note: the committed results were made on {'; '.join(theirs)}, this machine is "
+                     f"{'; '.join(mine)}: expect the same accuracy within seed noise, not the same bits (the "
+                     "report's reproduction section compares each run with its committed one)")
+    return lines
+
+
+def _duration(secs: float) -> str:
+    return f"{secs / 3600:.1f} h" if secs >= 5400 else f"{secs / 60:.0f} min" if secs >= 90 else f"{secs:.0f} s"
 
 
 def _repository_series(root: Path, explicit: bool) -> dict:
@@ -144,6 +225,21 @@ def cmd_report(a):
     root = Path(a.notebooks) if a.notebooks else paths.base() / "notebooks"
     known = _repository_series(root, explicit=bool(a.notebooks))
     _reports(out, {n: known.get(n) or bare(n) for n in names}, a.data, strict=True, others=known)
+
+
+def cmd_publish(a):
+    from .runs.publish import publish
+
+    source = Path(a.source).resolve()
+    names = a.series or sorted(d.name for d in source.iterdir() if (d / "results").is_dir()) if source.is_dir() else []
+    if not names:
+        raise LabError(f"no results in {paths.shown(source)}; run `make reproduce` first")
+    target = paths.reports_dir()
+    publish(source, target, names)
+    known = _repository_series(paths.base() / "notebooks", explicit=False)
+    from .reports import bare
+
+    _reports(target, {n: known.get(n) or bare(n) for n in names}, a.data, strict=True, others=known)
 
 
 def cmd_bench(a):
@@ -217,7 +313,7 @@ def _model(checkpoint):
     from .reports import best_checkpoint
 
     path = Path(checkpoint) if checkpoint else best_checkpoint()
-    return load_model(path), path
+    return load_model(path, default=not checkpoint), path
 
 
 def cmd_predict(a):
@@ -250,9 +346,62 @@ def cmd_draw(a):
     run_app(model, title=f"mnist_lab: draw a digit ({path.name})")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose help may end with text read only when help is asked for (`late_epilog`)."""
+    late_epilog = None
+
+    def format_help(self):
+        if self.late_epilog:
+            self.epilog = self.late_epilog()
+        return super().format_help()
+
+
+def _run_epilog() -> str:
+    """The series and the keys --set and --grid take, read from the notebooks."""
+    from .config import PER_RUN
+    from .series import notebook_parameters
+
+    try:
+        found = _repository_series(paths.base() / "notebooks", explicit=False)
+    except (LabError, ValueError, OSError) as exc:
+        return f"(the series could not be read: {exc})"
+    keys: dict[str, str] = {}
+    lines = ["series (--series):"]
+    for name, s in found.items():
+        lines.append(f"  {name:<11} {len(s.notebooks)} notebooks, seeds {s.seeds or [0]}: {s.title}")
+        for nb in s.notebooks.values():
+            keys.update({k: t for k, t in notebook_parameters(nb).items() if k not in PER_RUN})
+    lines += ["", "keys for --set KEY=VALUE and --grid KEY=V1,V2 (what the notebooks take):",
+              textwrap.fill(", ".join(f"{k} ({t})" for k, t in sorted(keys.items())), 100,
+                            initial_indent="  ", subsequent_indent="  ")]
+    return "\n".join(lines)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    from .results import code_version
+
+    try:
+        v = metadata.version("mnist_lab")
+    except metadata.PackageNotFoundError:
+        v = "(not installed)"
+    return f"mnist-lab {v}, code {code_version()}"
+
+
+class _Version(argparse.Action):
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and the code's commit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_version())
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mnist-lab", description="Small CNNs on MNIST: data, series runs, reports.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action=_Version)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     d = sub.add_parser("data", help="fetch and verify the genuine MNIST")
     d.add_argument("--root", default=None, help="data folder (default $MNIST_LAB_DATA, else the repository's data/)")
@@ -268,12 +417,14 @@ def parser() -> argparse.ArgumentParser:
                    help="each series with the seeds of its committed results (series.json \"seeds\"; what "
                         "`make reproduce` runs)")
     r.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="notebook parameter overrides, e.g. epochs=2 device=cpu")
-    r.add_argument("--smoke", action="store_true", help="tiny runs: a quick check of the whole path, not results")
+    r.add_argument("--smoke", "--tiny", action="store_true",
+                   help="smoke runs: a quick check of the whole path (20 batches, at most 2 epochs, 1,000 test "
+                        "images), not results")
     r.add_argument("--force", action="store_true", help="redo runs that already have result files")
     r.add_argument("--grid", nargs="+", metavar="KEY=V1,V2",
                    help="a sweep: every notebook chosen at every combination of these values (times each seed), "
                         "e.g. lr=0.001,0.002 batch_size=64,128; replaces the series' own runs and sweeps")
-    r.add_argument("--workers", type=int, default=None, help="notebooks run at once on this machine (default 1; with --smoke, one per core)")
+    r.add_argument("--workers", type=int, default=None, help="notebooks run at once on this machine (default: one per core, at most one per run)")
     r.add_argument("--cluster", metavar="ADDRESS",
                    help="run the notebooks on the workers of a Dask scheduler, e.g. tcp://host:8786 (see docs/clusters.md)")
     r.add_argument("--retries", type=int, default=2,
@@ -289,6 +440,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--data", default=None, help="MNIST folder (default $MNIST_LAB_DATA, else the repository's data/)")
     r.add_argument("--no-report", action="store_true", help="do not regenerate the report at the end")
     r.set_defaults(fn=cmd_run)
+    r.formatter_class = argparse.RawDescriptionHelpFormatter
+    r.late_epilog = _run_epilog
 
     rep = sub.add_parser("report", help="write <out>/<series>/README.md and plots from the result files, and <out>/README.md")
     rep.add_argument("--out", default=None, help="folder holding <series>/results/ (default: the repository's runs/; "
@@ -298,6 +451,14 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--notebooks", default=None,
                      help="where each series' series.json is (default: the repository's notebooks/)")
     rep.set_defaults(fn=cmd_report)
+
+    pub = sub.add_parser("publish", help="for maintainers: replace the committed results in reports/ with the runs "
+                         "of runs/ (each replaces the committed run it remakes), then write their reports")
+    pub.add_argument("--series", nargs="+", help="which series (default: every one with results in --from)")
+    pub.add_argument("--from", dest="source", default=str(paths.runs_dir()),
+                     help="the output folder of the runs (default: the repository's runs/)")
+    pub.add_argument("--data", default=None, help="MNIST folder, for the gallery of mistakes")
+    pub.set_defaults(fn=cmd_publish)
 
     b = sub.add_parser("bench", help="training throughput: the study's pipeline vs mnist_lab's, side by side")
     b.add_argument("--quick", action="store_true", help="3 short rounds (under a minute on a 2-core CPU)")

@@ -7,6 +7,7 @@ each of them; `remake_blockers` compares them with this machine, so every check 
 bits asks one place and says what differs."""
 from __future__ import annotations
 
+import json
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -33,6 +34,21 @@ def cpu_name() -> str:
 def method(recipe: dict) -> dict:
     """The recipe without its machine fields: what two machines can share."""
     return {k: v for k, v in recipe.items() if k not in MACHINE_FIELDS}
+
+
+def same_run(result: dict) -> tuple:
+    """What a run on another machine shares with `result` when it is the same run: its series, notebook
+    number, seed, kind (full or smoke) and method. Two files with the same key are one run made twice."""
+    return (result.get("series") or "", result["iteration"], result["seed"], bool(result["smoke"]),
+            json.dumps(method(result["recipe"]), sort_keys=True))
+
+
+def described(result: dict) -> str:
+    """The machine of `result` in words: CPU model (or architecture) and vector instructions, or the GPU."""
+    rec = result["recipe"]
+    if rec.get("device") == "cpu":
+        return f"{result.get('device_name') or '?'}, {rec.get('cpu') or '?'}"
+    return str(result.get("device_name") or rec.get("device"))
 
 
 def recorded(result: dict) -> dict:

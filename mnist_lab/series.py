@@ -249,7 +249,11 @@ def place_of(cfg) -> dict:
     if notebook is None:
         return {}
     own = own_recipe(notebook)
-    fixed = {*PER_RUN, *NO_NUMBER, "device"}  # set per run, or changing no number: not a variant
-    variant = {k: v for k, v in cfg.to_dict().items()
-               if k in own["parameters"] and k not in fixed and v != own["parameters"][k]}
-    return {"notebook": own, "variant": variant}
+    return {"notebook": own, "variant": changed(cfg.to_dict(), own["parameters"])}
+
+
+def changed(values: dict, own: dict) -> dict:
+    """The settings of `values` that differ from a notebook's own parameters `own`: what makes a run a
+    variant of its notebook. Those the runner sets per run, or that change no number, do not count."""
+    fixed = {*PER_RUN, *NO_NUMBER, "device"}
+    return {k: v for k, v in values.items() if k in own and k not in fixed and v != own[k]}

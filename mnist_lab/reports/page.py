@@ -14,7 +14,7 @@ from ..errors import LabError
 from ..io import atomic_write_text
 from ..results import load_results
 from ..series import Series
-from . import compare, grid, plots, study
+from . import compare, grid, plots, reproduction, study
 from .rows import defaults_of, notebooks_of, summarize
 
 
@@ -44,6 +44,7 @@ def build(out_dir, spec: Series | None = None, data_dir=None, warn=None) -> Path
         md = compare.build(out_dir, spec, defaults, summarize(full), data_dir, _made(full, out_dir), notes, notebooks)
     else:
         md = [f"# {spec.title or spec.name}"]
+    md += ["", *reproduction.section(full, out_dir, spec.name)] if full else []
     if smoke:
         md += ["", "## Tiny runs (smoke mode: code checks, not results)", "",
                "| It | Seed | Framework | Epochs | Test images | Final acc | Run (iteration, seed, recipe hash) |",

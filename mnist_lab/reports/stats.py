@@ -28,3 +28,18 @@ def verdict(a, b, unit: str, digits: int = 2) -> str:
     judged = ("larger than twice its standard error: a real difference" if abs(d) > 2 * se
               else "within twice its standard error: not distinguishable from seed noise")
     return f"{d:+.{digits}f} {unit} (standard error {se:.{digits}f}), {judged}"
+
+
+def noise_verdict(here, committed, unit: str = "points", digits: int = 2) -> str:
+    """Whether a remade mean `here` lies within seed noise of the `committed` one, both (mean, std, n). With
+    one run here its spread is taken to be the committed runs' (the same method, so the same seed spread)."""
+    m, s, n = here
+    cm, cs, cn = committed
+    if cn < 2:
+        return f"{m:.{digits}f} here, {cm:.{digits}f} committed (one committed run: no spread to judge by)"
+    spread = cs if n < 2 else s
+    se = math.sqrt(spread ** 2 / n + cs ** 2 / cn)
+    d = m - cm
+    judged = "within seed noise" if abs(d) <= 2 * se else "outside seed noise: not reproduced"
+    return (f"{pm(m, s, n, digits)} here, {pm(cm, cs, cn, digits)} committed: {d:+.{digits}f} {unit} "
+            f"(standard error {se:.{digits}f}), {judged}")

@@ -3,8 +3,6 @@ what is already done, the order, and how many run at once where (this machine's 
 workers). Every parameter is checked here, before anything runs."""
 from __future__ import annotations
 
-import difflib
-import itertools
 import json
 import os
 import statistics
@@ -13,15 +11,13 @@ from pathlib import Path
 
 import torch
 
-from ..config import NO_NUMBER, PER_RUN, Config, run_id
+from ..config import run_id
 from ..errors import LabError
-from ..frameworks import missing
 from ..frameworks.pytorch import run_device
-from ..paths import portable, reports_dir
-from ..results import code_version, read_result
-from ..series import notebook_defaults, notebook_network, own_recipe
-
-CONFIG_KEYS = frozenset(Config.__dataclass_fields__)
+from ..paths import reports_dir
+from ..results import checkpoint_problem, code_version, read_result
+from ..series import notebook_network, own_recipe
+from .args import CONFIG_KEYS, check_iterations, configs, parse_grid, parse_overrides  # noqa: F401 (the runner's API)
 
 
 @dataclass
@@ -49,67 +45,6 @@ class Job:
         return f"{self.series + ' ' if self.series else ''}{self.iteration}{settings} seed {self.seed}"
 
 
-def parse_overrides(pairs: list[str], known: dict[str, str]) -> dict:
-    """'key=value' strings -> typed values, checked against the notebooks' parameters."""
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise LabError(f"override {pair!r} must look like key=value, e.g. epochs=2")
-        key, raw = pair.split("=", 1)
-        if key in out:
-            raise LabError(f"parameter {key!r} is given twice in --set; keep one")
-        if key not in known:
-            close = difflib.get_close_matches(key, list(known), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise LabError(f"unknown notebook parameter {key!r}.{hint} Known: {', '.join(known)}")
-        kind = known[key]
-        try:
-            if kind == "int":
-                value = int(raw)
-            elif kind == "float":
-                value = float(raw)
-            elif kind == "bool":
-                if raw.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(raw)
-                value = raw.lower() in ("true", "1")
-            else:
-                value = raw
-        except ValueError:
-            raise LabError(f"parameter {key!r} takes {'an' if kind == 'int' else 'a'} {kind}, got {raw!r}") from None
-        out[key] = value
-    for key in out:
-        if key in PER_RUN:
-            raise LabError(f"{key!r} is set by the runner; use {PER_RUN[key]} instead")
-    return out
-
-
-def check_iterations(notebooks: dict[int, Path], iterations) -> list[int]:
-    missing = sorted(set(iterations) - set(notebooks))
-    if missing:
-        raise LabError(f"no notebook for iteration(s) {missing}; have {sorted(notebooks)}")
-    return list(dict.fromkeys(iterations))  # a repeated iteration would be the same run twice
-
-
-def parse_grid(entries: list[str], known: dict[str, str]) -> list[dict]:
-    """'key=v1,v2' strings -> every combination of their values as {key: value}, typed and checked as
-    --set checks one value."""
-    axes: dict[str, list] = {}
-    for entry in entries:
-        key, sep, raw = entry.partition("=")
-        if not sep or not raw:
-            raise LabError(f"--grid {entry!r} must look like key=v1,v2, e.g. lr=0.001,0.002")
-        if key in axes:
-            raise LabError(f"parameter {key!r} is given twice in --grid; list all its values once: {key}=v1,v2")
-        values = [parse_overrides([f"{key}={v.strip()}"], known)[key] for v in raw.split(",")]
-        if key in NO_NUMBER:  # every combination would be one run
-            raise LabError(f"--grid over {key!r}: it does not change a run's numbers; set it with --set {key}=...")
-        if key not in CONFIG_KEYS:  # the report tells a grid's runs apart by their recorded settings
-            raise LabError(f"--grid over {key!r}: it shapes only the network, which a run's settings do not record; "
-                           f"grid a run setting (lr, batch_size, epochs, ...), or run each {key} with --set {key}=...")
-        axes[key] = list(dict.fromkeys(values))
-    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
-
-
 def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, threads: int, data_dir: Path,
          grid: list[dict] | None = None, worker_cpu: str | None = None) -> list[Job]:
     """One job per (series, notebook, sweep value, seed), into <out>/<series>/; seeds None: each series'
@@ -119,35 +54,15 @@ def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, thr
     replaces the series' own runs and sweeps: each notebook at every combination. `worker_cpu`: the
     jobs run on cluster workers with these vector instructions, not on this machine."""
     jobs = []
-    for s in series:
-        folder = out / s.name
-        for it in iterations or sorted(s.notebooks):
-            nb = s.notebooks[it]
-            defaults = notebook_defaults(nb)
-            own = own_recipe(nb)
-            variants = grid if grid is not None else s.variants(it)
-            foreign = sorted({*overrides, *(k for v in variants for k in v)} - set(defaults))
-            if foreign:  # it would run with a recipe other than the one planned, and fail at its end
-                raise LabError(f"{s.name}/{nb.name} takes no parameter {', '.join(map(repr, foreign))}; pick the "
-                               "notebooks that do with --series (and --iterations)")
-            for variant in variants:
-                for seed in seeds if seeds is not None else (s.seeds or [0]):
-                    params = dict(overrides, **variant, series=s.name, seed=seed, smoke=smoke, threads=threads,
-                                  data_dir=portable(data_dir), results_dir=portable(folder / "results"))
-                    values = dict(defaults, **params)
-                    try:  # the notebook's other parameters (a dropout rate, a width) shape only its network
-                        cfg = Config.from_dict({k: v for k, v in values.items() if k in CONFIG_KEYS})
-                    except LabError as exc:
-                        raise LabError(f"{s.name}/{nb.name}{f' {variant}' if variant else ''}: {exc}") from None
-                    absent = missing(cfg)
-                    if absent:
-                        raise LabError(f"{s.name}/{nb.name}{f' {variant}' if variant else ''}: {absent}")
-                    device = run_device(cfg, elsewhere=worker_cpu is not None)
-                    recipe = cfg.recipe(notebook_network(nb, values), device, worker_cpu)
-                    rid = run_id(cfg.iteration, seed, cfg.smoke, recipe)
-                    jobs.append(Job(it, seed, nb, folder / "notebooks" / f"{nb.stem}_{rid.split('_', 1)[1]}.ipynb",
-                                    folder / "results" / f"{rid}.json", params, recipe, s.name, cfg.run_epochs,
-                                    variant, own))
+    for c in configs(series, iterations, seeds, out, overrides, smoke, threads, data_dir, grid):
+        device = run_device(c.cfg, elsewhere=worker_cpu is not None)
+        recipe = c.cfg.recipe(notebook_network(c.notebook, c.values), device, worker_cpu)
+        rid = run_id(c.cfg.iteration, c.cfg.seed, c.cfg.smoke, recipe)
+        folder = out / c.series
+        jobs.append(Job(c.iteration, c.cfg.seed, c.notebook,
+                        folder / "notebooks" / f"{c.notebook.stem}_{rid.split('_', 1)[1]}.ipynb",
+                        folder / "results" / f"{rid}.json", c.params, recipe, c.series, c.cfg.run_epochs,
+                        c.variant, own_recipe(c.notebook)))
     seen: dict[Path, Job] = {}
     unique = []
     for job in jobs:
@@ -161,11 +76,29 @@ def plan(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, thr
         unique.append(job)
     # Longest first, so parallel workers finish together. Epoch times come from the output
     # folder's earlier results, else from the committed ones.
+    per_epoch = epoch_seconds(series, out)
+    return sorted(unique, key=lambda j: -expected_seconds(j, per_epoch))
+
+
+def epoch_seconds(series, out: Path) -> dict[tuple, float]:
+    """Seconds per epoch of each notebook, from the output folder's earlier results, else from the committed ones."""
     per_epoch = {}
     for s in series:
         per_epoch.update(epoch_seconds_seen(out / s.name / "results", s.name)
                          or epoch_seconds_seen(reports_dir() / s.name / "results", s.name))
-    return sorted(unique, key=lambda j: -expected_seconds(j, per_epoch))
+    return per_epoch
+
+
+def estimate(jobs: list[Job], workers: int, out: Path, series) -> float | None:
+    """The wall time of `jobs` in seconds of training, `workers` at a time, longest first (as they are
+    started), from the seconds per epoch of earlier runs; None where no earlier run gives any."""
+    per_epoch = epoch_seconds(series, out)
+    if not per_epoch:
+        return None
+    loads = [0.0] * max(1, workers)
+    for secs in sorted((expected_seconds(j, per_epoch) for j in jobs), reverse=True):
+        loads[loads.index(min(loads))] += secs
+    return max(loads)
 
 
 def epoch_seconds_seen(results: Path, series: str = "") -> dict[tuple, float]:
@@ -196,8 +129,11 @@ def expected_seconds(job: Job, per_epoch: dict[tuple, float]) -> float:
 
 
 def finished(job: Job) -> tuple[bool, str | None]:
-    """(True, None) when the job's result file is there, usable and of the same recipe;
-    (False, why it will be redone) for a file that is there but cannot count."""
+    """(True, None) when the job's three files are there and sound: its result file (usable, of the same
+    recipe), the checkpoint it records (the size and SHA-256 it records), and its executed notebook;
+    (False, why it will be redone) for a run that left some of them but cannot count. A run killed after
+    its notebook wrote the result but before papermill wrote the executed copy would otherwise never be
+    redone, and its executed notebook lost for good."""
     if not job.result.exists():
         return False, None
     r, why = read_result(job.result)
@@ -205,8 +141,11 @@ def finished(job: Job) -> tuple[bool, str | None]:
         return False, why
     if r.get("recipe") != job.recipe:
         return False, "it was made with another recipe"
-    if not job.result.with_suffix(".pt").is_file():
-        return False, "its checkpoint is missing"
+    why = checkpoint_problem(job.result, r)
+    if why:
+        return False, why
+    if not job.executed.is_file():
+        return False, "its executed notebook is missing (the run was stopped before papermill wrote it)"
     return True, None
 
 
@@ -216,13 +155,15 @@ def local(chosen, iterations, seeds, out, overrides, smoke, data_dir, grid, work
     device = overrides.get("device", "auto")
     on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
     cores = os.cpu_count() or 1
+    asked_by_user = bool(workers)
     jobs = plan(chosen, iterations, seeds, out, overrides, smoke, 1, data_dir, grid)  # checks every parameter
     runs = len(jobs)
     # More notebooks at once than runs, or than cores on the CPU, only adds contention.
-    # Tiny runs check the path and are no results: by default one per core, where full runs take one at a time.
-    asked = workers or (cores if smoke else 1)
+    # By default one notebook per core, each with one thread: the committed results' recipe, and the most
+    # notebooks a CPU runs at once without contention.
+    asked = workers or cores
     workers = min(asked, runs, cores if on_cpu else runs)
-    if workers < asked:
+    if workers < asked and asked_by_user:  # the default just fits; a --workers that cannot be had is said
         log(f"--workers {asked} capped to {workers} ({runs} run(s){f', {cores} cores' if on_cpu else ''})")
     threads = threads or (max(1, cores // workers) if on_cpu else 0)
     if threads != 1:  # the thread count is part of each run's identity: plan again with the real one
