@@ -13,12 +13,12 @@ from . import paths
 from .errors import LabError
 from .frameworks import FRAMEWORKS, KERAS_BACKENDS
 
-SMOKE_ENV = "MNIST_LAB_SMOKE"  # "1" turns every run into a tiny run (used by the notebook tests)
+SMOKE_ENV = "MNIST_LAB_SMOKE"  # "1" turns every run into a smoke run (used by the notebook tests)
 EXPECT_ENV = "MNIST_LAB_EXPECT_RUN"  # set by the runner: the run id it planned, which record() must match
 RESULTS_ENV = "MNIST_LAB_RESULTS"  # where result files go, overriding results_dir (keeps test runs out of reports/)
 STAGE_ENV = "MNIST_LAB_STAGE"  # set on a cluster worker: write the files here; the client puts them in results_dir
 PLACE_ENV = "MNIST_LAB_PLACE"  # set by the runner: where the run belongs (JSON: notebook, variant), for its result file
-SMOKE_TEST_SIZE = 1000  # held-out images a tiny run is scored on
+SMOKE_TEST_SIZE = 1000  # held-out images a smoke run is scored on
 
 
 @dataclass
@@ -55,9 +55,9 @@ class Config:
     data_dir: str = ""          # MNIST folder ("": $MNIST_LAB_DATA, else the repository's data/)
     results_dir: str = ""       # result file and checkpoint ("": the repository's runs/results); relative
                                 # folders are taken from the repository, not the working directory
-    smoke: bool = False         # tiny run: few batches, 1,000 test images; never mixed with real results
-    smoke_batches: int = 20     # batches per epoch in a tiny run
-    smoke_epochs: int = 2       # at most this many epochs in a tiny run
+    smoke: bool = False         # smoke run: few batches, 1,000 test images; never mixed with real results
+    smoke_batches: int = 20     # batches per epoch in a smoke run
+    smoke_epochs: int = 2       # at most this many epochs in a smoke run
 
     def __post_init__(self):
         for f in fields(self):
@@ -151,7 +151,7 @@ class Config:
         for key, default in OMITTED_AT_DEFAULT.items():  # settings added later: at their default, the
             if r[key] == default:                        # recipe (and so every earlier run's name) is unchanged
                 del r[key]
-        if self.smoke:  # a tiny run trains min(epochs, smoke_epochs) epochs: that is what counts
+        if self.smoke:  # a smoke run trains min(epochs, smoke_epochs) epochs: that is what counts
             r["epochs"] = self.run_epochs
             del r["smoke_epochs"]
         else:

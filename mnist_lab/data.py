@@ -28,7 +28,7 @@ class Batches:
     batch_size: int = 64
     train: bool = False  # shuffle and augment
     generator: torch.Generator | None = None
-    max_batches: int | None = None  # the tiny-run knob
+    max_batches: int | None = None  # the smoke-run knob
     rotation: float = 15.0  # augmentation (train only): see augment.augment
     crop_p: float = 0.1
 

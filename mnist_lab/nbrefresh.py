@@ -1,7 +1,7 @@
 """Refresh the outputs that nbval checks in the committed notebooks.
 
 nbval (`--nbval-lax`) compares only cells marked `# NBVAL_CHECK_OUTPUT`: the network declaration
-and its torchsummary table. This executes each notebook in tiny mode and stores those outputs alone,
+and its torchsummary table. This executes each notebook in smoke mode and stores those outputs alone,
 so the committed notebooks stay small and clean. Run it after changing a network:
 `python -m mnist_lab.nbrefresh notebooks` (every series) or a series folder.
 """

@@ -1,7 +1,7 @@
-"""pytest plugin: `pytest --nbval notebooks/` (or `--nbval-lax`) checks the notebooks as tiny runs.
+"""pytest plugin: `pytest --nbval notebooks/` (or `--nbval-lax`) checks the notebooks as smoke runs.
 
 Without it, nbval would train every network at full length (hours on a CPU) and write result files
-into the repository. With it, each notebook runs in tiny mode (20 batches, 2 epochs) in the
+into the repository. With it, each notebook runs in smoke mode (20 batches, 2 epochs) in the
 environment pytest runs in, its result files go to a temporary folder that is removed at the end,
 and nothing is left behind. `--full-length` runs them as written (the results still go to the
 temporary folder: nbval checks notebooks, it does not make results).
@@ -22,7 +22,7 @@ _TMP, _ENV, _SAVED = "_mnist_lab_nbval_tmp", "_mnist_lab_nbval_env", "_mnist_lab
 def pytest_addoption(parser):
     parser.getgroup("mnist_lab").addoption(
         "--full-length", action="store_true",
-        help="mnist_lab: run the notebooks at full length under nbval instead of tiny mode (hours on a CPU)")
+        help="mnist_lab: run the notebooks at full length under nbval instead of smoke mode (hours on a CPU)")
 
 
 def pytest_configure(config):

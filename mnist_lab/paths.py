@@ -45,7 +45,7 @@ def runs_dir() -> Path:
 
 
 def reports_dir() -> Path:
-    """The committed canonical results: only `make reproduce` or an explicit `--out reports` writes here."""
+    """The committed canonical results: only `mnist-lab publish` or an explicit `--out reports` writes here."""
     return base() / "reports"
 
 

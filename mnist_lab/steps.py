@@ -105,14 +105,14 @@ def result_md(run: dict, goal: dict = GOAL, before: dict | None = None, before_i
 
 def previous_id(spec, run: dict) -> str:
     """The run name the previous notebook of `spec` gives this run's seed at its own recipe, on the same
-    device and threads, tiny or not ("" for the first notebook)."""
+    device and threads, smoke or not ("" for the first notebook)."""
     nb = spec.notebooks.get(run["iteration"] - 1)
     if nb is None:
         return ""
     params = series.notebook_defaults(nb)
     c = run.get("config", {})
     params.update(seed=run["seed"], smoke=run["smoke"], threads=run.get("threads") or 0, device=run["device"])
-    for key in ("smoke_batches", "smoke_epochs"):  # a tiny run compares with the same kind of tiny run
+    for key in ("smoke_batches", "smoke_epochs"):  # a smoke run compares with the same kind of smoke run
         if key in c:
             params[key] = c[key]
     cfg = Config.from_dict({k: v for k, v in params.items() if k in Config.__dataclass_fields__})
