@@ -1,4 +1,4 @@
-# Two commands do everything: `make reproduce` (the whole series into reports/) and `make test` (the fast
+# Two commands do everything: `make reproduce` (every series into runs/, compared with the committed reports/) and `make test` (the fast
 # tier; `make test-all` runs every test, as CI does).
 # Both create .venv and fetch MNIST first when needed.
 PY      ?= python3
@@ -8,13 +8,13 @@ BIN     := $(VENV)/bin
 # `make setup EXTRAS=` installs only what the PyTorch notebooks need.
 EXTRAS  ?= frameworks
 STAMP   := $(VENV)/.installed$(if $(EXTRAS),-$(EXTRAS),)
-# One CPU thread per notebook (float sums depend on the thread count, so this is part of the
-# recipe that gives the committed numbers) and one notebook per core, at most the seven.
-WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 7 ? n : 7 )))
+# Notebooks at once (default: one per core, as `mnist-lab run` does); one CPU thread each, which is part
+# of the recipe that gives the committed numbers (float sums depend on the thread count).
+WORKERS ?=
 SEEDS   ?=
 # empty: each series with the seeds of its committed results (its series.json "seeds": 0 1 2, and 0-4 for under8k)
 
-.PHONY: setup data kernel reproduce report test test-all bench refresh-notebooks
+.PHONY: setup data kernel lab reproduce publish report test test-all bench refresh-notebooks
 
 setup: $(STAMP) data kernel
 
@@ -29,23 +29,33 @@ $(STAMP): requirements.txt pyproject.toml
 data: $(STAMP)
 	$(BIN)/mnist-lab data
 
-# The notebooks ask for the `mnist-lab` kernel: registered for this user, so a Jupyter installed
-# anywhere lists this environment as "Python (mnist_lab)". Re-registered on every set-up, so it
-# points at the checkout that ran it last.
+# The notebooks ask for the `mnist-lab` kernel: registered for this user, so a Jupyter installed anywhere
+# lists it as "Python (mnist_lab)". One spec serves every checkout: it runs the .venv of the checkout the
+# notebook lies in (mnist_lab/kernel_launch.py, copied into the spec's folder); the environment that
+# registered it last only runs notebooks outside any checkout.
 kernel: $(STAMP)
-	@$(BIN)/python -m ipykernel install --user --name mnist-lab --display-name "Python (mnist_lab)" >/dev/null 2>&1 \
+	@$(BIN)/python -m mnist_lab.kernel >/dev/null 2>&1 \
 	  && echo "Jupyter kernel 'Python (mnist_lab)' registered" \
-	  || echo "could not register the Jupyter kernel (no writable home folder?); use .venv/bin/jupyter lab"
+	  || echo "could not register the Jupyter kernel (no writable home folder?); use make lab"
 
-# Every series (notebooks/<series>/: the study, the baselines) for each seed, WORKERS notebooks at a
-# time, replacing the results in reports/<series>/ (a fresh clone holds the committed ones).
-# `SERIES=study` runs one series; after an interruption, `make reproduce RESUME=1` keeps the runs
-# that finished and does only the rest.
+# Jupyter Lab on notebooks/ with this checkout's environment. Run as root (a container), Jupyter refuses
+# to start without --allow-root. More options: LAB_ARGS="--ip=0.0.0.0 --no-browser".
+lab: setup
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks
+
+# Every series (notebooks/<series>/) for each seed of its committed results, one notebook per core, into
+# runs/ (ignored by git): its reports put each run beside the committed one it remakes (the reproduction
+# section). `SERIES=study` runs one series; after an interruption the same command resumes.
 reproduce: setup
-	$(BIN)/mnist-lab run $(if $(SEEDS),--seeds $(SEEDS),--series-seeds) --workers $(WORKERS) --threads 1 --out reports $(if $(SERIES),--series $(SERIES),) $(if $(RESUME),,--force)
+	$(BIN)/mnist-lab run $(if $(SEEDS),--seeds $(SEEDS),--series-seeds) $(if $(WORKERS),--workers $(WORKERS),) --threads 1 $(if $(SERIES),--series $(SERIES),)
+
+# For maintainers, after `make reproduce` has shown what would change: the runs of runs/ replace the
+# committed runs they remake in reports/ (docs/results.md).
+publish: setup
+	$(BIN)/mnist-lab publish $(if $(SERIES),--series $(SERIES),)
 
 report: data
-	$(BIN)/mnist-lab report --out reports
+	$(BIN)/mnist-lab report
 
 bench: setup
 	$(BIN)/mnist-lab bench

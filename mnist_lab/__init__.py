@@ -5,6 +5,8 @@ it: `frameworks/` trains, `runs/` executes notebook series, `reports/` writes pa
 """
 from importlib import import_module
 
+from . import guard as _guard
+
 __version__ = "0.1.0"
 
 # Exported names and their modules (None: the name is the module itself). Resolved on first use, so that
@@ -27,3 +29,8 @@ def __getattr__(name):
     where = _EXPORTS[name] or name
     module = import_module(f".{where}", __name__)
     return module if where.rsplit(".", 1)[-1] == name else getattr(module, name)
+
+
+# In a Jupyter kernel: stop, with one line, a notebook that runs another checkout's code or was given a
+# parameter it does not have (guard.py); elsewhere this returns at once.
+_guard.check()

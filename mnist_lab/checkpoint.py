@@ -18,7 +18,7 @@ from .io import atomic_write_bytes, atomic_write_json
 from .paths import portable
 from .machine import cpu_name
 from .net import Net
-from .results import SCHEMA, code_version, digest
+from .results import SCHEMA, code_version, damage, digest
 from .series import place_of
 
 
@@ -130,8 +130,6 @@ def load_model(checkpoint, default: bool = False) -> Net:
 
 def _damage(path: Path) -> str | None:
     """What is wrong with checkpoint `path`'s bytes, judged by the result file beside it where there is one."""
-    from .results import damage
-
     try:
         r = json.loads(path.with_suffix(".json").read_text())
     except (OSError, ValueError):

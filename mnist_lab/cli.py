@@ -280,7 +280,7 @@ def _bench_cluster(a, log):
     if a.json:
         print(json.dumps(res))
         return
-    print(f"a tiny sweep of {res['runs']} runs ({res['command']}), {res['cores']} cores, {res['rounds']} round(s):")
+    print(f"a small sweep of {res['runs']} runs ({res['command']}), {res['cores']} cores, {res['rounds']} round(s):")
     for name, secs in res["seconds"].items():
         print(f"  {name:<20} {res['median'][name]:>6.1f} s wall (median; rounds: {secs})")
     base = res["median"]["local, 1 worker"]
@@ -434,7 +434,8 @@ def parser() -> argparse.ArgumentParser:
                    help="CPU threads per notebook (default: cores / workers; 1 on a cluster). Part of the recipe: float sums "
                         "on the CPU depend on it, so equal threads give equal numbers")
     r.add_argument("--out", default=None,
-                   help="output folder (default: the repository's runs/; `--out reports` replaces the committed results)")
+                   help="output folder (default: the repository's runs/; `--out reports` writes into the committed results, "
+                        "where `mnist-lab publish` is the maintainers' way)")
     r.add_argument("--notebooks", default=None,
                    help="folder of series folders, or one series folder (default: the repository's notebooks/)")
     r.add_argument("--data", default=None, help="MNIST folder (default $MNIST_LAB_DATA, else the repository's data/)")
@@ -466,7 +467,7 @@ def parser() -> argparse.ArgumentParser:
                    help="the whole series instead: all seven networks, the study's way (one notebook at a time) "
                         "vs `mnist-lab run --workers W --threads T`, and the estimated series times")
     b.add_argument("--cluster", action="store_true",
-                   help="a tiny sweep (8 runs) run here with 1 and 2 workers and on a Dask scheduler with 2 workers "
+                   help="a small sweep (8 runs) run here with 1 and 2 workers and on a Dask scheduler with 2 workers "
                         "started on this machine (loopback): the wall time of each")
     b.add_argument("--rounds", type=int, default=None, help="rounds (default 5; with --series 3; with --cluster 1)")
     b.add_argument("--batches", type=int, default=None,

@@ -129,7 +129,7 @@ def test_a_series_from_a_folder_of_another_name_is_reported_with_its_own_series_
     assert "| [my_series](my_series/README.md) | A series of my own |" in (tmp_path / "out" / "README.md").read_text()
     [result] = (tmp_path / "out" / "my_series" / "results").glob("*.json")
     r = json.loads(result.read_text())
-    assert r["notebook"]["file"] == "01_baseline.ipynb" and r["variant"] == {} and r["schema"] == 5
+    assert r["notebook"]["file"] == "01_baseline.ipynb" and r["variant"] == {} and r["schema"] == 6
     assert r["notebook"]["blocks"] == r["blocks"] and r["notebook"]["parameters"]["lr"] == r["lr"]
     shutil.rmtree(mine)  # the notebooks gone: the page is made again from the result files alone
     again = subprocess.run([sys.executable, "-m", "mnist_lab", "report", "--out", str(tmp_path / "out")],
@@ -139,22 +139,24 @@ def test_a_series_from_a_folder_of_another_name_is_reported_with_its_own_series_
 
 
 @pytest.mark.parametrize("name", ["study", "baselines", "frameworks", "under8k"])
-def test_the_migration_gave_the_committed_files_their_place_and_changed_nothing_else(tmp_path, name):
-    """Stripped of what the migration added, the committed files get it back from the migration, byte for
-    byte; a second run changes nothing."""
-    from mnist_lab.runs.migrate import place
+def test_the_migrations_gave_the_committed_files_their_place_and_digests_and_changed_nothing_else(tmp_path, name):
+    """Stripped of what the migrations added, the committed files get it back from them, byte for byte; a
+    second run changes nothing."""
+    from mnist_lab.runs.migrate import digests, place
 
     results = tmp_path / name / "results"
     results.mkdir(parents=True)
     for p in (ROOT / "reports" / name / "results").glob("*.json"):
         r = json.loads(p.read_text())
         assert r["notebook"]["blocks"] == r["blocks"] and r["series"] == name, p.name
-        del r["notebook"], r["variant"]
+        del r["notebook"], r["variant"], r["checkpoint_bytes"], r["checkpoint_sha256"]
         (results / p.name).write_text(json.dumps(r, indent=2) + "\n")
-    assert place(tmp_path, ROOT / "notebooks") == {name: len(list(results.glob("*.json")))}
+        shutil.copy(p.with_suffix(".pt"), results / p.with_suffix(".pt").name)
+    n = len(list(results.glob("*.json")))
+    assert place(tmp_path, ROOT / "notebooks") == {name: n} and digests(tmp_path, log=None) == {name: n}
     for p in results.glob("*.json"):
         assert p.read_bytes() == (ROOT / "reports" / name / "results" / p.name).read_bytes(), p.name
-    assert place(tmp_path, ROOT / "notebooks") == {name: 0}
+    assert place(tmp_path, ROOT / "notebooks") == {name: 0} and digests(tmp_path, log=None) == {name: 0}
 
 
 @pytest.mark.slow
