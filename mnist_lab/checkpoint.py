@@ -108,9 +108,13 @@ def load_model(checkpoint, default: bool = False) -> Net:
         raise LabError(f"checkpoint {path} not found; train one with `mnist-lab run` or pass --checkpoint PATH")
     fix = (f"it is the repository's own default model: restore it with `git checkout -- {portable(path)}`"
            if default else "remake it with `mnist-lab run`, or pass another --checkpoint")
-    damage = _damage(path)
-    if damage:
-        raise LabError(f"checkpoint {path} is damaged ({damage}); {fix}")
+    record = _record(path)
+    problem = damage(path, record)
+    if problem and record is None and not _looks_like_archive(path):
+        raise LabError(f"checkpoint {path} is not a mnist_lab checkpoint (not a PyTorch archive at all); use a .pt "
+                       "written by `mnist-lab run` or by a notebook's record cell, next to its result file")
+    if problem:
+        raise LabError(f"checkpoint {path} is damaged ({problem}); {fix}")
     try:
         # weights_only: a checkpoint is tensors and plain data; nothing in it may run code.
         ck = torch.load(path, map_location="cpu", weights_only=True)
@@ -128,10 +132,17 @@ def load_model(checkpoint, default: bool = False) -> Net:
     return model.eval()
 
 
-def _damage(path: Path) -> str | None:
-    """What is wrong with checkpoint `path`'s bytes, judged by the result file beside it where there is one."""
+def _looks_like_archive(path: Path) -> bool:
+    """Whether the file begins as torch.save's zip does: one that does but is not complete was cut short or
+    overwritten (damaged); one that does not was never a checkpoint."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def _record(path: Path) -> dict | None:
+    """The result file beside checkpoint `path` that names it, or None."""
     try:
         r = json.loads(path.with_suffix(".json").read_text())
     except (OSError, ValueError):
-        r = None
-    return damage(path, r if isinstance(r, dict) and r.get("checkpoint") == path.name else None)
+        return None
+    return r if isinstance(r, dict) and r.get("checkpoint") == path.name else None

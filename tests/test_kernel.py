@@ -285,7 +285,8 @@ def test_tiny_is_read_as_smoke(tmp_path, mnist_root):
 
 
 def test_make_lab_adds_allow_root_exactly_when_run_as_root():
-    dry = subprocess.run(["make", "-n", "-o", "setup", "lab"], cwd=ROOT, capture_output=True, text=True)
+    dry = subprocess.run(["make", "--no-print-directory", "-n", "-o", "setup", "lab"], cwd=ROOT, capture_output=True,
+                         text=True)  # run from `make test`, make would print the folders it enters
     assert dry.returncode == 0 and dry.stdout.startswith(".venv/bin/jupyter lab"), dry.stdout + dry.stderr
     assert ("--allow-root" in dry.stdout.split()) == (os.geteuid() == 0)
 

@@ -21,7 +21,9 @@ def section(full: list[dict], out_dir: Path, series: str) -> list[str]:
     theirs = [dict(r, series=r.get("series") or series)
               for r in load_results(committed_dir / "results", warn=lambda _: None) if not r["smoke"]]
     by_key = {same_run(r): r for r in theirs}
-    pairs = [(by_key[k], r) for r in full if (k := same_run(dict(r, series=r.get("series") or series))) in by_key]
+    # a file without a recipe (written by hand, or by a version before recipes) remakes nothing it can be matched to
+    mine = [r for r in full if isinstance(r.get("recipe"), dict)]
+    pairs = [(by_key[k], r) for r in mine if (k := same_run(dict(r, series=r.get("series") or series))) in by_key]
     if not pairs:
         return []
     same = sum(identical(c, r) for c, r in pairs)
