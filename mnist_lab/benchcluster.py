@@ -1,6 +1,6 @@
-"""`mnist-lab bench --cluster`: one tiny sweep, on this machine and on a Dask cluster of two local workers.
+"""`mnist-lab bench --cluster`: one small sweep, on this machine and on a Dask cluster of two local workers.
 
-A tiny sweep (study notebook 1 in tiny mode, a grid of 2 learning rates x 2 batch sizes, seeds 0 and 1:
+A small sweep (study notebook 1 as smoke runs, a grid of 2 learning rates x 2 batch sizes, seeds 0 and 1:
 8 runs, one thread each) is run three ways in every round, each into a fresh folder: `mnist-lab run
 --workers 1`, `--workers 2`, and `--cluster` on a scheduler with two one-thread workers started here
 on the loopback interface. The wall time of each command is printed. Rounds rotate the order, so a
@@ -8,9 +8,7 @@ shared machine's drift falls on every side.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,51 +19,10 @@ from pathlib import Path
 from . import fetch
 from .errors import LabError
 from .paths import base
+from .runs.local_cluster import local_cluster
 
 SWEEP = ["--series", "study", "--iterations", "1", "--grid", "lr=0.001,0.002", "batch_size=64,128", "--seeds", "0", "1",
          "--smoke", "--threads", "1", "--no-report"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def local_cluster(folder: Path, workers=("a", "b"), env=None, timeout: float = 120):
-    """A Dask scheduler and one-thread workers (no nanny: a killed worker stays dead) on 127.0.0.1, started
-    as the README starts them, their logs in `folder`; yields (address, {name: worker process}). `env`: their
-    environment variables beside this process's (None: without that variable)."""
-    import psutil
-    from distributed import Client
-
-    dask = Path(sys.executable).parent / "dask"
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = {k: v for k, v in dict(os.environ, **(env or {})).items() if v is not None}  # None: unset it
-    logs = [open(folder / f"{n}.log", "w") for n in ("scheduler", *workers)]
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                              stdout=logs[0], stderr=subprocess.STDOUT, env=env)]
-    started = {}
-    try:
-        for name, log in zip(workers, logs[1:]):
-            started[name] = subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny", "--name", name,
-                                              "--host", "127.0.0.1", "--no-dashboard"],
-                                             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=folder)
-            procs.append(started[name])
-        with Client(address, timeout=timeout) as client:
-            client.wait_for_workers(len(workers), timeout=timeout)
-        yield address, started
-    finally:
-        for p in procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                for child in psutil.Process(p.pid).children(recursive=True):
-                    child.kill()
-            p.kill()
-            p.wait()
-        for log in logs:
-            log.close()
 
 
 def _timed_run(args, out: Path) -> float:

@@ -13,7 +13,8 @@ import psutil
 import pytest
 import torch
 
-from mnist_lab.benchcluster import local_cluster
+from mnist_lab.runs import local_cluster as lc
+from mnist_lab.runs.local_cluster import local_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,8 +138,75 @@ def test_a_grid_on_the_cluster_gives_the_local_grid_and_resumes(tmp_path, mnist_
         _same_run(json.loads(theirs[name].read_text()), json.loads(mine[name].read_text()))
     assert "4 run(s) already have result files with the same recipe; skipping them" in again.stdout
     report = (tmp_path / "cluster" / "study" / "README.md").read_text()  # the grid, grouped: one line each
-    assert "## Tiny grid: notebook 1 (baseline) at other settings" in report and "| batch_size | lr | Params |" in report
+    assert "## Smoke grid: notebook 1 (baseline) at other settings" in report and "| batch_size | lr | Params |" in report
     assert "| 64 (own) | 0.001 |" in report and "| 128 | 0.003 |" in report
+
+
+# A parent that starts a scheduler and a worker as the lab does, prints their pids, and waits to be killed.
+_PARENT = """
+import json, sys, time
+from pathlib import Path
+import psutil
+from mnist_lab.runs import local_cluster as lc
+from mnist_lab.runs.local_cluster import local_cluster
+with local_cluster(Path(sys.argv[1]), workers=("a",)):
+    print(json.dumps([p.pid for p in psutil.Process().children()]), flush=True)
+    time.sleep(600)
+"""
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """Running, and not a zombie: an orphan's new parent may never reap it, yet it is dead."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+LINUX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
+
+
+@LINUX_ONLY
+@pytest.mark.slow  # a real scheduler and worker process
+def test_a_killed_parent_leaves_no_scheduler_or_worker_behind(tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        started = [psutil.Process(pid) for pid in json.loads(parent.stdout.readline() or "[]")]
+    finally:
+        parent.kill()  # SIGKILL: no finally of its own runs, as when pytest itself is killed
+        parent.wait()
+    assert len(started) == 2, "the parent did not start a scheduler and a worker"
+    deadline = time.time() + 30
+    while any(map(_alive, started)) and time.time() < deadline:
+        time.sleep(0.2)
+    survivors = [f"{p.pid} ({' '.join(p.cmdline())})" for p in started if _alive(p)]
+    for p in started:  # this test leaves none behind either
+        if _alive(p):
+            p.kill()
+    assert survivors == [], "outlived their killed parent: " + ", ".join(survivors)
+
+
+@LINUX_ONLY
+def test_a_process_whose_parent_died_before_it_could_ask_to_die_with_it_never_runs(tmp_path):
+    cmd = lc.die_with_parent([sys.executable, "-c", "import sys; open(sys.argv[1], 'w')", tmp_path / "ran"])
+    assert subprocess.run(cmd).returncode == 0 and (tmp_path / "ran").exists()
+    (tmp_path / "ran").unlink()
+    cmd[3] = "1"  # the parent it expects is not its parent: as if it had been handed to init already
+    assert subprocess.run(cmd).returncode == 1 and not (tmp_path / "ran").exists()
+
+
+@pytest.mark.slow  # a real worker process, waiting out its death timeout
+def test_a_worker_that_cannot_reach_its_scheduler_gives_up(tmp_path, monkeypatch):
+    """What left two workers waiting 45 minutes for a scheduler that was gone before they registered."""
+    monkeypatch.setattr(lc, "DEATH_TIMEOUT", 3)
+    nobody = f"tcp://127.0.0.1:{lc._free_port()}"
+    worker = subprocess.Popen(lc.dask_command("worker", nobody, "--no-nanny", "--no-dashboard"), cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert worker.wait(timeout=60) != 0
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 @pytest.mark.parametrize("args,message", [

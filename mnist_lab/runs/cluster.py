@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,6 +31,7 @@ from ..paths import portable
 from ..results import code_version, read_result
 from . import nbfiles
 from .execute import job_vars, papermill_command, process_env, tail_of
+from .local_cluster import die_with_parent
 
 CONNECT_SECONDS = 10
 START_HINT = ("start one with `dask scheduler --host HOST` and workers with `dask worker tcp://HOST:8786 --nthreads 1` "
@@ -74,13 +74,6 @@ def _worker_data(wanted: str) -> str:
         return _data_ready[wanted]
 
 
-# papermill dies with the worker: prctl(PR_SET_PDEATHSIG, SIGKILL), then exec (the kernel papermill starts
-# exits by itself when its parent is gone). Without it, a killed worker would leave its notebook running.
-_DIE_WITH_PARENT = ("import ctypes, os, sys\n"
-                    "try:\n    ctypes.CDLL(None).prctl(1, 9)\nexcept (OSError, AttributeError):\n    pass\n"
-                    "os.execv(sys.executable, [sys.executable] + sys.argv[1:])\n")
-
-
 def _cancelled(worker, key) -> bool:
     """Whether the scheduler has let this worker's task go (its client cancelled it or went away)."""
     ts = worker.state.tasks.get(key)
@@ -106,8 +99,9 @@ def run_job(job: dict) -> dict:
         output = tmp / "executed.ipynb"
         stage = tmp / "results"
         cmd = papermill_command(job["notebook_path"], output.name, str(notebook.parent.relative_to(tmp)), params)
-        if sys.platform.startswith("linux"):
-            cmd = [sys.executable, "-c", _DIE_WITH_PARENT] + cmd[1:]
+        # papermill dies with the worker (the kernel it starts exits by itself when its parent is gone); without
+        # that, a killed worker would leave its notebook running. This thread waits for it, so outlives it.
+        cmd = die_with_parent(cmd)
         env = process_env(**job["env"], **{STAGE_ENV: str(stage)})
         started = time.perf_counter()
         with open(tmp / "stderr.txt", "w+") as err:
@@ -137,7 +131,7 @@ def payload(job) -> dict:
     """What a worker needs to run `job`, the notebook itself included."""
     shown = portable(job.notebook)  # as the executed notebook records it, when inside the repository
     relative = shown if not os.path.isabs(shown) else f"notebooks/{job.series}/{job.notebook.name}"
-    # The job's own variables (and tiny mode, as a local run inherits it); the rest is the worker's.
+    # The job's own variables (and smoke mode, as a local run inherits it); the rest is the worker's.
     env = dict(job_vars(job), **{k: os.environ[k] for k in (SMOKE_ENV,) if k in os.environ})
     return {"notebook": job.notebook.read_bytes(), "notebook_path": relative, "params": job.params,
             "stem": job.result.stem, "env": env, "cpu": job.recipe.get("cpu", "")}
