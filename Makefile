@@ -60,7 +60,7 @@ report: data
 bench: setup
 	$(BIN)/mnist-lab bench
 
-# The fast tier: every module's unit and oracle tests, then each notebook once in tiny mode under nbval
+# The fast tier: every module's unit and oracle tests, then each notebook once as a smoke run under nbval
 # (strict: it compares the stored outputs, and so also checks all that --nbval-lax would).
 test: setup
 	$(BIN)/python -m pytest -m "not slow" tests

@@ -125,7 +125,7 @@ def test_a_series_from_a_folder_of_another_name_is_reported_with_its_own_series_
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     page = (tmp_path / "out" / "my_series" / "README.md").read_text()
-    assert page.startswith("# A series of my own\n") and "## Tiny runs" in page
+    assert page.startswith("# A series of my own\n") and "## Smoke runs" in page
     assert "| [my_series](my_series/README.md) | A series of my own |" in (tmp_path / "out" / "README.md").read_text()
     [result] = (tmp_path / "out" / "my_series" / "results").glob("*.json")
     r = json.loads(result.read_text())
@@ -135,7 +135,7 @@ def test_a_series_from_a_folder_of_another_name_is_reported_with_its_own_series_
     again = subprocess.run([sys.executable, "-m", "mnist_lab", "report", "--out", str(tmp_path / "out")],
                            cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
-    assert "## Tiny runs" in (tmp_path / "out" / "my_series" / "README.md").read_text()
+    assert "## Smoke runs" in (tmp_path / "out" / "my_series" / "README.md").read_text()
 
 
 @pytest.mark.parametrize("name", ["study", "baselines", "frameworks", "under8k"])

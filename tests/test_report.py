@@ -1,4 +1,4 @@
-"""The report: computed from result files only, deterministic, tiny runs kept apart."""
+"""The report: computed from result files only, deterministic, smoke runs kept apart."""
 import functools
 import json
 import statistics
@@ -52,8 +52,8 @@ def test_table_shows_mean_std_n_and_keeps_tiny_runs_apart(reports):
     for values in accs.values():
         m, s = statistics.fmean(values), statistics.stdev(values)
         assert f"{m:.2f} ± {s:.2f} (n=3)" in text
-    main_table = text.split("## Tiny runs")[0]
-    assert "12.34" not in main_table and "12.34" in text.split("## Tiny runs")[1]
+    main_table = text.split("## Smoke runs")[0]
+    assert "12.34" not in main_table and "12.34" in text.split("## Smoke runs")[1]
     assert "99.55 (train data)" in text  # the study's number, labelled
     assert (folder / "test_acc_per_epoch.png").exists() and (folder / "params_vs_acc.png").exists()
     assert (folder / "confusion_best.png").exists()
@@ -120,4 +120,4 @@ def test_a_tiny_run_report_has_its_own_plots(tmp_path):
     (tmp_path / "study" / "results").mkdir(parents=True)
     (tmp_path / "study" / "results" / "it5_seed0_smoke.json").write_text(json.dumps(fake_result(5, 0, 50.0, smoke=True)))
     text = build(tmp_path / "study", data_dir=tmp_path / "nodata").read_text()
-    assert "![tiny_test_acc_per_epoch.png]" in text and (tmp_path / "study" / "tiny_params_vs_acc.png").exists()
+    assert "![smoke_test_acc_per_epoch.png]" in text and (tmp_path / "study" / "smoke_params_vs_acc.png").exists()

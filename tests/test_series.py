@@ -1,4 +1,4 @@
-"""Integration: the papermill series in tiny mode, failures, resuming, overrides, and the bench command."""
+"""Integration: the papermill series as smoke runs, failures, resuming, overrides, and the bench command."""
 import json
 import os
 import shutil
@@ -23,7 +23,7 @@ def results_of(out, it=None, series="study"):
 
 @pytest.fixture(scope="module")
 def series(tmp_path_factory, mnist_root):
-    """All seven notebooks plus a deliberately broken eighth, in tiny mode, two at a time. The eighth
+    """All seven notebooks plus a deliberately broken eighth, as smoke runs, two at a time. The eighth
     fails after its record cell, so it has written a result file by the time it fails."""
     tmp = tmp_path_factory.mktemp("series")
     nbs = tmp / "notebooks"
@@ -54,11 +54,11 @@ def test_smoke_series_gives_seven_results_and_a_report(series):
         assert name == f"{r['run_id']}.json" and r["run_id"].endswith(recipe_hash(r["recipe"]))
         assert r["recipe"]["threads"] == 1 and r["recipe"]["blocks"] == r["blocks"]
     report = (out / "study" / "README.md").read_text()
-    assert "Tiny runs" in report and report.count("| 0 |") == 7
-    assert "tiny_test_acc_per_epoch.png" in report and (out / "study" / "tiny_params_vs_acc.png").exists()
+    assert "Smoke runs" in report and report.count("| 0 |") == 7
+    assert "smoke_test_acc_per_epoch.png" in report and (out / "study" / "smoke_params_vs_acc.png").exists()
     assert "[study](study/README.md)" in (out / "README.md").read_text()  # the index of the output folder
     assert len(list((out / "study" / "notebooks").glob("*.ipynb"))) == 8
-    assert not (out / "study" / "run.json").exists()  # tiny runs are not results: no record of how they were made
+    assert not (out / "study" / "run.json").exists()  # smoke runs are not results: no record of how they were made
     assert not (out / ".lock").exists()
 
 
@@ -234,8 +234,8 @@ def test_notebooks_left_running_by_a_killed_run_keep_its_folder_locked(tmp_path,
         holder.wait()
 
 
-def test_nbval_tiny_mode_does_not_leak_into_unit_tests():
-    """`pytest --nbval-lax` over unit tests: the plugin's tiny mode is for notebook cells only."""
+def test_nbval_smoke_mode_does_not_leak_into_unit_tests():
+    """`pytest --nbval-lax` over unit tests: the plugin's smoke mode is for notebook cells only."""
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
                            "tests/test_identity.py::test_every_parameter_that_changes_the_numbers_changes_the_identity"],
                           cwd=ROOT, capture_output=True, text=True)
@@ -265,7 +265,7 @@ def test_runner_orders_by_recorded_time(tmp_path, monkeypatch):
             {"iteration": it, "smoke": False, "batch_size": 64, "history": [{"seconds": sec}, {"seconds": sec}]}))
     (results / "it5_seed0_00000005.json").write_text("{not json")  # unreadable: ignored
     (results / "it6_seed0_smoke_00000006.json").write_text(json.dumps(
-        {"iteration": 6, "smoke": True, "batch_size": 64, "history": [{"seconds": 99.0}]}))  # tiny runs say nothing
+        {"iteration": 6, "smoke": True, "batch_size": 64, "history": [{"seconds": 99.0}]}))  # smoke runs say nothing
     order = [j.iteration for j in plan.plan([study], [], [0], tmp_path, {}, False, 1, tmp_path)]
     # 20 epochs each: 7 (9 s), 4 (7 s), then 5 and 6 at the mean of the known (7 s), then 3 (5 s); 2, 1 last
     assert order[:2] == [7, 4] and set(order[2:4]) == {5, 6} and order[4:] == [3, 2, 1]

@@ -11,21 +11,27 @@ from pathlib import Path
 
 from ..errors import LabError
 from ..steps import goal_of
-from . import grid, plots, steps
-from .rows import describe, own_rows, sweep_rows
+from . import grid, plots, steps, table
+from .rows import MACHINE_COLUMNS, describe, machine, own_rows, sweep_rows
 from .stats import pm, stats, verdict
 
 
+# The networks' table (table.markdown): a column shared by every network is said once above it.
+COLUMNS = [("#", None), ("Network", None), ("Params", "{} parameters"), ("Framework", "trained in {}"),
+           ("Optimizer, lr", "optimizer {}"), ("Batch", "batch {}"), ("Schedule", "{}"), ("Stopping", "{}"),
+           ("Augmentation", "augmentation: {}"), ("Epochs trained", "{} epochs trained"),
+           ("**Held-out test acc** (mean ± std, n)", None), ("s / epoch", None), ("Training time / run (s)", None),
+           *MACHINE_COLUMNS]
+
+
 def _table(own) -> list[str]:
-    head = ("| # | Network | Params | Framework | Optimizer, lr | Batch | Schedule | Stopping | Augmentation | "
-            "Epochs trained (of max) | **Held-out test acc** (mean ± std, n) | s / epoch | Training time / run (s) |")
-    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    cells = []
     for it, row in sorted(own.items()):
         d = describe(row)
-        out.append(f"| {it} | {row['name']} | {row['params']:,} | {d['framework']} | {d['optimizer']} | {d['batch']} | "
-                   f"{d['schedule']} | {d['stopping']} | {d['augment']} | {d['epochs'][0]:.1f} ({d['planned']}) | "
-                   f"**{pm(*d['acc'])}** | {d['sec'][0]:.2f} | {d['total'][0]:.0f} |")
-    return out
+        cells.append([str(it), row["name"], f"{row['params']:,}", d["framework"], d["optimizer"], str(d["batch"]),
+                      d["schedule"], d["stopping"], d["augment"], f"{d['epochs']} of {d['planned']}",
+                      f"**{pm(*d['acc'])}**", f"{d['sec'][0]:.2f}", f"{d['total'][0]:.0f}", *machine(row["runs"])])
+    return table.markdown(COLUMNS, cells, "All networks")
 
 
 def _side(side, own, sweeps):
@@ -81,32 +87,38 @@ def to_target(row, target: float):
     return (stats(times) if times else None), missed
 
 
+def _sweep_table(key, pairs, own_value, target) -> list[str]:
+    """One sweep's table: a row per value, with the machine its runs were made on where values differ in it."""
+    steps = key == "batch_size"  # a batch size also sets the optimizer steps per epoch
+    columns = [(key, None), ("Held-out test acc (mean ± std, n)", None), ("s / epoch (mean ± std)", None),
+               ("Optimizer steps per epoch", None) if steps else ("Epochs trained", "{} epochs trained")]
+    columns += [(f"Time to {target:g} % held-out (s)", None)] if target is not None else []
+    cells = []
+    for value, row in pairs:
+        d = describe(row)
+        mark = " (the notebook's own)" if value == own_value else ""
+        line = [f"{value}{mark}", pm(*d["acc"]), pm(*d["sec"]),
+                str(-(-row["runs"][0]["train_size"] // value)) if steps else f"{d['epochs']} of {d['planned']}"]
+        if target is not None:
+            reached, missed = to_target(row, target)
+            line.append((pm(*reached, digits=1) if reached else "never")
+                        + (f", not reached by {missed} of {len(row['runs'])} seeds" if missed and reached else ""))
+        cells.append(line + machine(row["runs"]))
+    return table.markdown(columns + MACHINE_COLUMNS, cells, "All values")
+
+
 def _sweep_section(sweeps, spec=None) -> list[str]:
     md = []
     targets = {s["notebook"]: s["target"] for s in (spec.sweeps if spec else []) if "target" in s}
     for it, key, pairs, own_value in sweeps:
         if len(pairs) < 2:
             continue
-        target = targets.get(it)
-        extra = {"batch_size": "Optimizer steps per epoch"}.get(key, "Epochs trained")
-        cols = f"| {key} | Held-out test acc (mean ± std, n) | s / epoch (mean ± std) | {extra} |"
-        if target is not None:
-            cols += f" Time to {target:g} % held-out (s) |"
-        md += [f"## Sweep: {key} of notebook {it} ({pairs[0][1]['name']})", "", cols, "|---" * (cols.count("|") - 1) + "|"]
+        md += [f"## Sweep: {key} of notebook {it} ({pairs[0][1]['name']})", ""]
+        md += _sweep_table(key, pairs, own_value, targets.get(it))
         ref = next((row for v, row in pairs if v == own_value), None)
-        for value, row in pairs:
-            d = describe(row)
-            third = -(-row["runs"][0]["train_size"] // value) if key == "batch_size" else f"{d['epochs'][0]:.1f}"
-            mark = " (the notebook's own)" if value == own_value else ""
-            line = f"| {value}{mark} | {pm(*d['acc'])} | {pm(*d['sec'])} | {third} |"
-            if target is not None:
-                reached, missed = to_target(row, target)
-                line += (f" {pm(*reached, digits=1)}" if reached else " never") + \
-                        (f", not reached by {missed} of {len(row['runs'])} seeds |" if missed and reached else " |")
-            md.append(line)
         if key == "batch_size":
             md += ["", "Every batch size trains with the notebook's own learning rate and number of epochs, so a larger "
-                   "batch also means fewer optimizer steps (last column): the sweep measures the two together."]
+                   "batch also means fewer optimizer steps per epoch: the sweep measures the two together."]
         if ref is not None:
             md += [""] + [f"- {key} {value} against {own_value}: held-out accuracy "
                           f"{verdict(describe(row)['acc'], describe(ref)['acc'], 'points')}."

@@ -2,8 +2,15 @@
 grouped per notebook, one line per combination, with the settings that differ as columns."""
 from __future__ import annotations
 
-from .rows import describe, follows, own_rows, settings, sweep_rows
+from . import table
+from .rows import MACHINE_COLUMNS, describe, follows, machine, own_rows, settings, sweep_rows
 from .stats import pm, verdict
+
+
+# The columns after the settings (table.markdown): the network's size, what was measured, the seeds and
+# the machine; a combination run on another machine or thread count shows it.
+COLUMNS = [("Params", "{} parameters"), ("Held-out test acc (mean ± std, n)", None), ("s / epoch", None),
+           ("Seeds", "seeds {}"), *MACHINE_COLUMNS]
 
 
 def _label(value) -> str:
@@ -33,27 +40,22 @@ def section(rows, defaults: dict, own: dict, shown=(), heading: str = "Grid") ->
         # the settings that differ from the notebook's own, or among the combinations
         keys = sorted({k for st in found for k in st
                        if (k in mine and st[k] != mine[k]) or len({_label(x.get(k)) for x in found}) > 1})
-        threads = len({t for r in extra + ([mine_row] if mine_row else []) for t in r["threads"]}) > 1
-        cols = (keys or ["settings"]) + (["threads"] if threads else [])
-        head = "| " + " | ".join(cols + ["Params", "Held-out test acc (mean ± std, n)", "s / epoch", "Seeds"]) + " |"
         md += [f"## {heading}: notebook {it} ({extra[0]['name']}) at other settings", "",
                f"{len(extra)} combination(s) besides the notebook's own recipe, each over its seeds, with the "
-               "settings that differ from it as columns.", "", head, "|---" * (head.count("|") - 1) + "|"]
+               "settings that differ from it as columns.", ""]
 
-        def line(r, mark=""):
+        def cells(r, mark=""):
             s = settings(r)
             d = describe(r)
-            cells = [_label(s.get(k, mine.get(k, ""))) for k in keys] or ["own" if mark else "other network"]
-            cells[0] += mark if keys else ""
-            return ("| " + " | ".join(cells
-                                      + ([", ".join(map(str, r["threads"]))] if threads else [])
-                                      + [f"{r['params']:,}", pm(*d["acc"]), f"{d['sec'][0]:.2f}",
-                                         " ".join(map(str, r["seeds"]))]) + " |")
-        if mine_row is not None:
-            md.append(line(mine_row, " (own)"))
+            named = [_label(s.get(k, mine.get(k, ""))) for k in keys] or ["own" if mark else "other network"]
+            named[0] += mark if keys else ""
+            return named + [f"{r['params']:,}", pm(*d["acc"]), f"{d['sec'][0]:.2f}", " ".join(map(str, r["seeds"])),
+                            *machine(r["runs"])]
         order = sorted(extra, key=lambda r: [(type(v).__name__, v if v is not None else 0)
-                                             for v in (settings(r).get(k) for k in keys)] + [r["threads"]])
-        md += [line(r) for r in order]
+                                             for v in (settings(r).get(k) for k in keys)] + machine(r["runs"]))
+        columns = [(k, None) for k in keys or ["settings"]] + COLUMNS
+        md += table.markdown(columns, ([cells(mine_row, " (own)")] if mine_row is not None else [])
+                             + [cells(r) for r in order], "All combinations")
         best = max(extra + ([mine_row] if mine_row else []), key=lambda r: describe(r)["acc"][0])
         what = ", ".join(f"{k} {_label(settings(best).get(k))}" for k in keys) or f"{best['params']:,} parameters"
         mark = " (the notebook's own)" if best is mine_row else ""

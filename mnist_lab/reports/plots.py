@@ -77,20 +77,66 @@ def study_curves(rows, folder: Path, prefix: str = "") -> list[str]:
     fig.tight_layout()
     save(fig, folder / f"{prefix}test_acc_per_epoch.png")
 
-    fig, ax = plt.subplots(figsize=(7, 5))
-    # A legend, not labels beside the points: iterations 3, 5, 6 and 7 lie within 50 parameters of
-    # each other, and their labels would cover one another.
+    crowd = crowded(rows)
+    fig, axes = plt.subplots(1, 2 if crowd else 1, figsize=(12 if crowd else 7, 5), squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 2]} if crowd else None)
     for r in rows:
-        ax.errorbar(r["params"], r["final_mean"], yerr=0 if r["n"] < 2 else r["final_std"], fmt="o", capsize=4,
-                    color=notebook_colour(r["iteration"]),
-                    label=f"it {r['iteration']}: {r['params']:,} params, {r['final_mean']:.2f}%")
-    ax.legend(fontsize=8, loc="lower left")
-    ax.set(xlabel="parameters", ylabel="final held-out test accuracy (%)",
-           title="Parameters vs held-out accuracy (mean ± std over seeds)")
-    ax.grid(alpha=0.3)
+        axes[0][0].errorbar(r["params"], r["final_mean"], yerr=0 if r["n"] < 2 else r["final_std"], fmt="o", capsize=4,
+                            color=notebook_colour(r["iteration"]),
+                            label=f"it {r['iteration']}: {r['params']:,} params, {r['final_mean']:.2f}%")
+    axes[0][0].legend(fontsize=8, loc="lower left")
+    axes[0][0].set(xlabel="parameters", ylabel="final held-out test accuracy (%)",
+                   title="Parameters vs held-out accuracy (mean ± std over seeds)")
+    axes[0][0].grid(alpha=0.3)
+    if crowd:
+        _zoom(axes[0][1], crowd)
     fig.tight_layout()
     save(fig, folder / f"{prefix}params_vs_acc.png")
     return [f"{prefix}test_acc_per_epoch.png", f"{prefix}params_vs_acc.png"]
+
+
+def crowded(rows, within: float = 0.02) -> list[dict]:
+    """The largest group of rows whose parameter counts lie within `within` (a fraction) of each other:
+    drawn over the whole range they sit on one another (the study's iterations 3, 5, 6 and 7 lie within 50
+    parameters of 18.4k), so they get a panel of their own. [] when no two rows are that close."""
+    ordered = sorted(rows, key=lambda r: r["params"])
+    best = []
+    for i, r in enumerate(ordered):
+        group = [q for q in ordered[i:] if q["params"] <= r["params"] * (1 + within)]
+        best = group if len(group) > len(best) else best
+    return best if len(best) > 1 else []
+
+
+def _zoom(ax, rows):
+    """The crowded rows alone, each labelled with its iteration beside its point. Rows with the same count
+    are set side by side (the axis says so); labels are spread apart vertically where they would touch."""
+    counts = sorted({r["params"] for r in rows})
+    span = max(counts[-1] - counts[0], 40)
+    step = span / 12  # the sideways offset between rows of one count
+    xs = {}
+    for count in counts:
+        same = sorted((r for r in rows if r["params"] == count), key=lambda r: r["iteration"])
+        for k, r in enumerate(same):
+            xs[r["iteration"]] = count + (k - (len(same) - 1) / 2) * step
+    for r in rows:
+        ax.errorbar(xs[r["iteration"]], r["final_mean"], yerr=0 if r["n"] < 2 else r["final_std"], fmt="o", capsize=4,
+                    color=notebook_colour(r["iteration"]))
+    ax.set_xlim(counts[0] - span / 2, counts[-1] + span / 2)
+    ax.set_xticks(counts, [f"{c:,}" for c in counts])
+    low = min(r["final_mean"] - (r["final_std"] if r["n"] > 1 else 0) for r in rows)
+    high = max(r["final_mean"] + (r["final_std"] if r["n"] > 1 else 0) for r in rows)
+    pad = max(high - low, 0.1) * 0.15
+    ax.set_ylim(low - pad, high + pad)
+    gap = (high - low + 2 * pad) * 0.06  # the least vertical distance between two labels
+    placed = []
+    for r in sorted(rows, key=lambda r: r["final_mean"]):
+        y = max([r["final_mean"]] + [p + gap for p in placed])
+        placed.append(y)
+        ax.annotate(f"it {r['iteration']}", (xs[r["iteration"]], r["final_mean"]), xytext=(xs[r["iteration"]] + step / 3, y),
+                    fontsize=8, va="center", color=notebook_colour(r["iteration"]))
+    ax.set(xlabel="parameters (equal counts set side by side)",
+           title=f"Close-up: {len(rows)} networks within 2% of each other's size")
+    ax.grid(alpha=0.3)
 
 
 def best_views(best, folder: Path, data_dir) -> list[str]:
@@ -158,6 +204,7 @@ def compare_figures(own: dict, sweeps, folder: Path, data_dir) -> list[str]:
     plt = _pyplot()
     made = []
     items = sorted(own.items())
+    fixed = own_setting(own, sweeps)
     for key, name, ylabel, title, log in [
             ("train_loss", "train_loss.png", "training loss (mean per image)", "Training loss per epoch", True),
             ("test_acc", "test_acc_per_epoch.png", "held-out test accuracy (%)", "Held-out test accuracy per epoch",
@@ -167,7 +214,7 @@ def compare_figures(own: dict, sweeps, folder: Path, data_dir) -> list[str]:
             mean = _mean_per_epoch(row, key)
             ax.plot(range(1, len(mean) + 1), mean, marker="o", ms=3, color=notebook_colour(it),
                     label=f"{it} {row['name']}")
-        ax.set(xlabel="epoch", ylabel=ylabel, title=f"{title} (mean over seeds)")
+        ax.set(xlabel="epoch", ylabel=ylabel, title=f"{title} (mean over seeds){fixed}")
         if log:
             ax.set_yscale("log")
         else:
@@ -185,7 +232,7 @@ def compare_figures(own: dict, sweeps, folder: Path, data_dir) -> list[str]:
     spread = lambda d, k: 0 if d[k][2] < 2 else d[k][1]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
     a1.barh(labels, [d["total"][0] for d in desc], xerr=[spread(d, "total") for d in desc], capsize=3, color=colours)
-    a1.set(xlabel="seconds", title="Training time per run (mean ± std over seeds)")
+    a1.set(xlabel="seconds", title=f"Training time per run (mean ± std over seeds){fixed}")
     a2.barh(labels, [d["sec"][0] for d in desc], xerr=[spread(d, "sec") for d in desc], capsize=3, color=colours)
     a2.set(xlabel="seconds", title="Seconds per epoch (training + evaluation)")
     for ax in (a1, a2):
@@ -203,7 +250,7 @@ def compare_figures(own: dict, sweeps, folder: Path, data_dir) -> list[str]:
         ax.text(d["acc"][0] + spread(d, "acc") + pad, i, f"{d['acc'][0]:.2f}", va="center", fontsize=8)
     ax.set_xlim(min(d["acc"][0] for d in desc) - 1, max(100, right + 12 * pad))
     ax.invert_yaxis()
-    ax.set(xlabel="held-out test accuracy (%)", title="Final held-out accuracy (mean ± std over seeds)")
+    ax.set(xlabel="held-out test accuracy (%)", title=f"Final held-out accuracy (mean ± std over seeds){fixed}")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     save(fig, folder / "final_acc.png")
@@ -219,9 +266,17 @@ def compare_figures(own: dict, sweeps, folder: Path, data_dir) -> list[str]:
         log = all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)
         xs = values if log else list(range(len(values)))
         colour = notebook_colour(it)
-        a1.errorbar(xs, [x["acc"][0] for x in d], yerr=[spread(x, "acc") for x in d], marker="o", capsize=3,
-                    color=colour)
-        a2.plot(xs, [x["sec"][0] for x in d], marker="o", color=colour)
+        if log:  # amounts: a line through them shows the trend
+            a1.errorbar(xs, [x["acc"][0] for x in d], yerr=[spread(x, "acc") for x in d], marker="o", capsize=3,
+                        color=colour)
+            a2.plot(xs, [x["sec"][0] for x in d], marker="o", color=colour)
+        else:  # choices (frameworks): nothing lies between two of them, so no line joins them; accuracy as
+            # points (bars would have to start at zero, where every framework looks alike), time as bars
+            shades = [value_colour(key, v, colour) for v in values]
+            for x, row, shade in zip(xs, d, shades):
+                a1.errorbar([x], [row["acc"][0]], yerr=[spread(row, "acc")], fmt="o", ms=7, capsize=4, color=shade)
+            a1.set_xlim(-0.6, len(xs) - 0.4)
+            a2.bar(xs, [x["sec"][0] for x in d], yerr=[spread(x, "sec") for x in d], capsize=3, color=shades)
         for ax, ylabel in ((a1, "held-out test accuracy (%)"), (a2, "seconds per epoch")):
             ax.set(xscale="log" if log else "linear", xlabel=key, ylabel=ylabel)
             ax.set_xticks(xs, [str(v) for v in values])
@@ -234,6 +289,21 @@ def compare_figures(own: dict, sweeps, folder: Path, data_dir) -> list[str]:
         if not log:  # choices rather than amounts (frameworks): how each converges, epoch by epoch
             made.append(convergence(it, key, pairs, folder))
     return made + samples(items, folder, data_dir)
+
+
+def own_setting(own: dict, sweeps) -> str:
+    """What the figures of each notebook's own recipe hold fixed that a sweep varies, as a title's second
+    line: "framework pytorch only ..." where every notebook sweeps one key from one own value (a frameworks
+    series: its accuracy figure shows PyTorch alone, the sweeps' figures the rest), else "each notebook's own
+    recipe ..." where some notebook has a sweep, else nothing."""
+    swept = [(it, key, str(own_value)) for it, key, pairs, own_value in sweeps if len(pairs) > 1]
+    if not swept:
+        return ""
+    kinds = {(key, value) for _, key, value in swept}
+    if len(kinds) == 1 and {it for it, _, _ in swept} >= set(own):
+        (key, value), = kinds
+        return f"\n{key} {value} only: the sweep figures show the others"
+    return "\neach notebook's own recipe: the sweep figures show the others"
 
 
 def convergence(it, key, pairs, folder: Path) -> str:

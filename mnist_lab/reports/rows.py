@@ -17,6 +17,12 @@ SCHEDULES = {"none": "constant lr", "step": "StepLR({step_size}, {gamma:g})",
 # Settings that do not make a run another recipe of its notebook: set per run, changing no number, or
 # where it ran (a run on CUDA is still the notebook's own recipe).
 NOT_OWN = {*PER_RUN, *NO_NUMBER, "device"}
+NOT_CPU = "–"  # the CPU-threads cell of a GPU run
+# The columns every table gives where its runs were made, with how the line above a table says the value
+# all its rows share (table.markdown): float sums depend on each, so rows made apart must look apart.
+MACHINE_COLUMNS = [("Machine", "{}"),
+                   ("CPU threads", lambda v: "" if v == NOT_CPU else f"{v} CPU thread{'' if v == '1' else 's'} per run"),
+                   ("torch", "torch {}")]
 
 
 def settings_key(r) -> tuple:
@@ -60,6 +66,32 @@ def summarize(results: list[dict]) -> list[dict]:
     return rows
 
 
+def where(run) -> str:
+    """The machine of one run: its CPU model (the architecture in files made before models were recorded)
+    and vector instructions, or its GPU."""
+    recipe = run["recipe"] if isinstance(run.get("recipe"), dict) else {}
+    if str(recipe.get("device") or run["device"]).split(":")[0] == "cpu":
+        return ", ".join(x for x in (f"CPU {run.get('device_name') or '?'}", recipe.get("cpu")) if x)
+    return f"GPU {run.get('device_name') or run['device']}"
+
+
+def machine(runs) -> list[str]:
+    """The MACHINE_COLUMNS cells of runs; runs of one row made on several machines name each."""
+    def cell(values):
+        return " / ".join(sorted(set(values)))
+    cpu = [where(r).startswith("CPU") for r in runs]
+    return [cell(where(r) for r in runs),
+            cell(str(r.get("threads")) if on_cpu else NOT_CPU for r, on_cpu in zip(runs, cpu)),
+            cell(str(r["torch"]) for r in runs)]
+
+
+def epochs_trained(runs) -> str:
+    """The epochs a row's seeds trained: a whole number where they agree, else their mean to one decimal
+    (early stopping ends seeds apart)."""
+    n = [len(r["history"]) for r in runs]
+    return str(n[0]) if len(set(n)) == 1 else f"{statistics.fmean(n):.1f}"
+
+
 def notebooks_of(results) -> dict[int, dict]:
     """{notebook number: what its runs recorded of their notebook (file, own parameters, own network,
     Target)}; where runs of one notebook disagree (it was edited between them), what most of them say."""
@@ -87,7 +119,7 @@ def describe(row) -> dict:
         "acc": stats([r["final_test_acc"] for r in runs]),
         "sec": stats(per_epoch),
         "total": stats([r["wall_seconds"] for r in runs]),
-        "epochs": stats([len(r["history"]) for r in runs]),
+        "epochs": epochs_trained(runs),
         "planned": runs[0].get("epochs_planned", runs[0]["epochs"]),
         "batch": runs[0]["batch_size"],
         "optimizer": f"{c.get('optimizer', 'adam')} {runs[0]['lr']:g}"

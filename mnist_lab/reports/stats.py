@@ -25,9 +25,18 @@ def verdict(a, b, unit: str, digits: int = 2) -> str:
     se = math.sqrt(a[1] ** 2 / a[2] + b[1] ** 2 / b[2])
     if se == 0:
         return f"{d:+.{digits}f} {unit} (no spread over seeds at all)"
-    judged = ("larger than twice its standard error: a real difference" if abs(d) > 2 * se
+    judged = ("larger than twice its standard error: a real difference" if real(a, b)
               else "within twice its standard error: not distinguishable from seed noise")
     return f"{d:+.{digits}f} {unit} (standard error {se:.{digits}f}), {judged}"
+
+
+def real(a, b) -> bool | None:
+    """Whether the means of `a` and `b` ((mean, std, n) each) differ by more than twice the standard error of
+    their difference; None where there is no spread to judge by (one run, or no spread over seeds at all)."""
+    if a[2] < 2 or b[2] < 2:
+        return None
+    se = math.sqrt(a[1] ** 2 / a[2] + b[1] ** 2 / b[2])
+    return None if se == 0 else abs(a[0] - b[0]) > 2 * se
 
 
 def noise_verdict(here, committed, unit: str = "points", digits: int = 2) -> str:

@@ -3,6 +3,8 @@ Analysis over every seed (the goal check itself is mnist_lab/steps.py, which the
 from __future__ import annotations
 
 from ..steps import changes, check, goal_line, goal_of, rf_table
+from . import table
+from .rows import MACHINE_COLUMNS, epochs_trained, machine
 from .stats import pm, stats, verdict
 
 
@@ -15,16 +17,20 @@ def section(own: dict, spec, notebooks: dict, sweeps=()) -> list[str]:
         return ["## The goal, step by step", "", "No run at the notebooks' own recipes here.", ""]
     md = ["## The goal, step by step", "", f"Goal: {goal_line(goal)}, for every seed. No run selects an epoch or "
           "stops on the test set: its accuracy is measured after every epoch for this report only (how the recipes "
-          "were chosen: see the notes).", "",
-          "| Step | Network | Params | Epochs | Held-out, final epoch (mean ± std, n) | Held-out, lowest of the last "
-          f"{goal['last']} (mean over seeds; worst seed) | Seeds meeting the goal | s / epoch |", "|---|---|---|---|---|---|---|---|"]
+          "were chosen: see the notes).", ""]
     checks = {it: [check(r, goal) for r in row["runs"]] for it, row in own.items()}
+    columns = [("Step", None), ("Network", None), ("Params", "{} parameters"), ("Epochs", "{} epochs"),
+               ("Held-out, final epoch (mean ± std, n)", None),
+               (f"Held-out, lowest of the last {goal['last']} (mean over seeds; worst seed)", None),
+               ("Seeds meeting the goal", None), ("s / epoch", None), *MACHINE_COLUMNS]
+    cells = []
     for it, row in sorted(own.items()):
         cs = checks[it]
         lows = stats([c["lowest"] for c in cs])
-        md.append(f"| {it} | {row['name']} | {row['params']:,} | {len(row['runs'][0]['history'])} | "
-                  f"{pm(*stats([c['final'] for c in cs]))} | {lows[0]:.2f}; {min(c['lowest'] for c in cs):.2f} | "
-                  f"{sum(c['meets'] for c in cs)} of {len(cs)} | {row['sec_per_epoch']:.1f} |")
+        cells.append([str(it), row["name"], f"{row['params']:,}", epochs_trained(row["runs"]),
+                      pm(*stats([c["final"] for c in cs])), f"{lows[0]:.2f}; {min(c['lowest'] for c in cs):.2f}",
+                      f"{sum(c['meets'] for c in cs)} of {len(cs)}", f"{row['sec_per_epoch']:.1f}", *machine(row["runs"])])
+    md += table.markdown(columns, cells, "All steps")
     prev = None
     for it, row in sorted(own.items()):
         cs, runs = checks[it], row["runs"]
@@ -34,7 +40,7 @@ def section(own: dict, spec, notebooks: dict, sweeps=()) -> list[str]:
         per_seed = ", ".join(f"{c['lowest']:.2f}" for c in cs)
         md += ["", f"### Step {it}: {row['name']}", "", f"**Target.** {notebooks.get(it, {}).get('target') or '(not stated)'}",
                "", "**Result.**", "",
-               f"- {row['params']:,} parameters, {len(runs[0]['history'])} epochs, seeds {row['seeds']}.",
+               f"- {row['params']:,} parameters, {epochs_trained(runs)} epochs, seeds {row['seeds']}.",
                f"- Held-out test accuracy after the final epoch {pm(*finals)}; lowest of the last {goal['last']} epochs "
                f"per seed: {per_seed} %.",
                f"- Goal met by {meets} of {len(cs)} seeds"
@@ -52,12 +58,12 @@ def section(own: dict, spec, notebooks: dict, sweeps=()) -> list[str]:
             md.append(f"- {row['params']:,} parameters: not under {goal['params_below']:,}.")
         md.append(f"- Every seed holds {goal['acc']:g} % in its last {goal['last']} epochs." if not short else
                   f"- Below {goal['acc']:g} % in one of the last {goal['last']} epochs: {', '.join(short)}.")
-        table = rf_table(runs[0]["blocks"])
-        if prev is not None and table == rf_table(prev[1]["runs"][0]["blocks"]):
+        rf = rf_table(runs[0]["blocks"])
+        if prev is not None and rf == rf_table(prev[1]["runs"][0]["blocks"]):
             md += ["", f"Receptive field: as step {prev[0]} (the same layers, kernels, strides and padding)."]
         else:
             md += ["", "Receptive field (n_out = (n_in + 2p - k) / s + 1, j_out = j_in * s, r_out = r_in + (k - 1) * j_in):",
-                   ""] + table
+                   ""] + rf
         prev = (it, row, cs)
     under = [(it, row) for it, row in own.items() if row["params"] < goal["params_below"]]
     md += ["", "### The best, and the smallest", ""]

@@ -8,9 +8,12 @@ from .. import paths
 from ..errors import LabError
 from ..iterations import EPOCHS, LR, STUDY
 from ..results import load_results
-from . import grid, plots
-from .rows import settings_key, summarize
-from .stats import pm, verdict
+from . import grid, plots, table
+from .rows import MACHINE_COLUMNS, machine, settings_key, summarize
+from .stats import pm, real, verdict
+
+BUDGET = 20_000  # the study's parameter budget: "under 20K parameters"
+LAYER_KINDS = ("total", "conv", "maxpool", "linear", "batchnorm", "dropout")  # COLUMNS' order
 
 
 def is_study_recipe(r) -> bool:
@@ -22,14 +25,38 @@ def study_rows(results) -> list[dict]:
     return [dict(row, study_recipe=is_study_recipe(row["runs"][0])) for row in summarize(results)]
 
 
+def _triple(row) -> tuple:
+    return row["final_mean"], row["final_std"], row["n"]
+
+
 def _compare(rows_by_it, a, b, what) -> str | None:
     """One sentence: the difference of two iterations' mean final accuracy, judged against its standard error."""
     if a not in rows_by_it or b not in rows_by_it:
         return None
-    ra, rb = rows_by_it[a], rows_by_it[b]
-    judged = verdict((ra["final_mean"], ra["final_std"], ra["n"]), (rb["final_mean"], rb["final_std"], rb["n"]),
-                     "points")
-    return f"- {what} (iteration {a} vs {b}): {judged}."
+    return f"- {what} (iteration {a} vs {b}): {verdict(_triple(rows_by_it[a]), _triple(rows_by_it[b]), 'points')}."
+
+
+def _one_best(by_it) -> list[str]:
+    """The study's question whether one network is best under its parameter budget, asked once: the highest
+    mean there, the answer, and under it each other network of the budget against that one."""
+    small = sorted((r for r in by_it.values() if r["params"] < BUDGET), key=lambda r: r["iteration"])
+    best = max(small, key=lambda r: r["final_mean"], default=None)
+    if best is None:
+        return []
+    others = [r for r in small if r is not best]
+    close = [str(r["iteration"]) for r in others if not real(_triple(best), _triple(r))]
+    top = (f"iteration {best['iteration']} has the highest held-out mean there ({best['final_mean']:.2f} %; the study "
+           "named iteration 5)")
+    if close:
+        many = len(close) > 1
+        answer = (f"Not one: {top}, but iteration{'s' if many else ''} {' and '.join([', '.join(close[:-1]), close[-1]] if many else close)} "
+                  f"{'are' if many else 'is'} not distinguishable from it.")
+    else:
+        answer = f"Yes: {top}, ahead of every other one by more than twice the standard error." if others else \
+            f"Only one network is under the budget: {top}."
+    head = f"- **Is there one best network under {BUDGET:,} parameters?** {answer}"
+    return [head] + [f"  - iteration {best['iteration']} vs {r['iteration']}: "
+                     f"{verdict(_triple(best), _triple(r), 'points')}." for r in others]
 
 
 def analysis(rows) -> list[str]:
@@ -39,15 +66,7 @@ def analysis(rows) -> list[str]:
              (6, 5, "Does Dropout(0.5) before the head hurt?"),
              (7, 5, "Does dropout after every stage hurt?"),
              (7, 6, "Dropout after every stage against head-only dropout")]
-    small = sorted((r for r in by_it.values() if r["params"] < 20_000), key=lambda r: r["iteration"])
-    best = max(small, key=lambda r: r["final_mean"]) if small else None
-    if best:
-        pairs += [(best["iteration"], r["iteration"], "Is there one best network under 20K parameters?")
-                  for r in small if r is not best]
-    lines = [line for a, b, what in pairs if (line := _compare(by_it, a, b, what))]
-    if best:
-        lines.append(f"- Highest mean under 20K parameters on held-out data: iteration {best['iteration']} "
-                     f"({best['final_mean']:.2f}%); the study named iteration 5.")
+    lines = [line for a, b, what in pairs if (line := _compare(by_it, a, b, what))] + _one_best(by_it)
     above = [i for i, r in sorted(by_it.items()) if i in STUDY and STUDY[i][2] > r["final_mean"]]
     below = [i for i, r in sorted(by_it.items()) if i in STUDY and STUDY[i][2] <= r["final_mean"]]
     if above or below:
@@ -62,27 +81,26 @@ def _best_row(rows):
     return max((r for r in rows if r["study_recipe"]), key=lambda r: r["final_mean"], default=None)
 
 
+# The table's columns (table.markdown): what names an iteration and what was measured always stay.
+COLUMNS = [("It", None), ("Description", None), ("Key concepts", None), ("Params", "{} parameters"),
+           ("Total layers", "{} layers"), ("Conv", "{} Conv"), ("MaxPool", "{} MaxPool"), ("Linear", "{} Linear"),
+           ("BatchNorm", "{} BatchNorm"), ("Dropout", "{} Dropout"), ("Epochs", "{} epochs"),
+           ("**Held-out test acc, final epoch** (mean ± std, n)", None),
+           ("Best epoch (picked on test, optimistic)", None), ("Final train acc (augmented)", None),
+           ("s / epoch", None), *MACHINE_COLUMNS, ("Study's reported acc (measured on training data)", None)]
+
+
 def _table(rows) -> list[str]:
-    head = ("| It | Description | Key concepts | Params | Total layers | Conv | MaxPool | Linear | BatchNorm | "
-            "Dropout | Epochs | **Held-out test acc, final epoch** (mean ± std, n) | Best epoch (picked on test, "
-            "optimistic) | Final train acc (augmented) | s / epoch | Device, torch | Study's reported acc (measured on training data) |")
-    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    cells = []
     for r in rows:
         desc, concepts, study = STUDY.get(r["iteration"], (r["name"], "", None))
         L = r["layers"]
         label = str(r["iteration"]) + ("" if r["study_recipe"] else "*")
-        out.append(f"| {label} | {desc} | {concepts} | {r['params']:,} | {L['total']} | {L['conv']} | {L['maxpool']} | "
-                   f"{L['linear']} | {L['batchnorm']} | {L['dropout']} | {r['epochs']} | "
-                   f"**{pm(r['final_mean'], r['final_std'], r['n'])}** | {r['best_mean']:.2f} | "
-                   f"{r['train_mean']:.2f} | {r['sec_per_epoch']:.1f} | {_where(r)} | "
-                   f"{'' if study is None else f'{study:.2f} (train data)'} |")
-    return out
-
-
-def _where(row) -> str:
-    devices = ", ".join(d.split(" ")[0] for d in row["devices"])
-    threads = ",".join(str(t) for t in row["threads"] if t)
-    return f"{devices}{f' ({threads} thr)' if threads and 'cuda' not in devices else ''}, {', '.join(row['torch'])}"
+        cells.append([label, desc, concepts, f"{r['params']:,}", *(str(L[k]) for k in LAYER_KINDS), str(r["epochs"]),
+                      f"**{pm(r['final_mean'], r['final_std'], r['n'])}**", f"{r['best_mean']:.2f}",
+                      f"{r['train_mean']:.2f}", f"{r['sec_per_epoch']:.1f}", *machine(r["runs"]),
+                      "" if study is None else f"{study:.2f} (train data)"])
+    return table.markdown(COLUMNS, cells, "All iterations")
 
 
 def page(full, out_dir: Path, data_dir, spec, defaults, notes, made) -> list[str]:
@@ -116,7 +134,7 @@ def best_checkpoint(out_dir=None) -> Path:
     results = [r for r in load_results(out_dir / "results") if not r["smoke"]] if (out_dir / "results").is_dir() else []
     best = _best_row(study_rows(results)) if results else None
     if best is None:
-        raise LabError(f"no full-run results in {out_dir / 'results'}: run `make reproduce` "
-                       "(or `mnist-lab run`) first, or pass --checkpoint PATH")
+        raise LabError(f"no full-run results in {out_dir / 'results'}: restore the committed ones with "
+                       f"`git checkout -- {paths.portable(out_dir)}`, or pass --checkpoint PATH")
     run = min(best["runs"], key=lambda r: r["seed"])
     return Path(run["_path"]).with_name(run["checkpoint"])
