@@ -14,7 +14,7 @@ WORKERS ?=
 SEEDS   ?=
 # empty: each series with the seeds of its committed results (its series.json "seeds": 0 1 2, and 0-4 for under8k)
 
-.PHONY: setup data kernel lab reproduce publish report test test-all bench refresh-notebooks
+.PHONY: setup data kernel lab reproduce publish report test test-all bench refresh-notebooks gpu-kit gpu-slim gpu-full
 
 setup: $(STAMP) data kernel
 
@@ -82,3 +82,16 @@ test-all: setup
 # After changing a network: re-record the outputs nbval checks (summary tables) in notebooks/.
 refresh-notebooks: setup
 	$(BIN)/python -m mnist_lab.nbrefresh notebooks
+
+# A GPU machine that reaches no package index (docs/gpu.md): the kit of wheels and MNIST it needs, built here
+# into .gpu-kit/; there, `bash mnist_lab/gpu/check.sh OUT` runs the GPU check in one call.
+gpu-kit: data
+	$(BIN)/python -m mnist_lab.gpu.kit
+
+# What travels to such a machine with the kit must stay under 64 MiB: leave the committed checkpoints and executed
+# notebooks out of the working tree (a sparse checkout; git still has them), and bring them back.
+gpu-slim:
+	git sparse-checkout set --no-cone '/*' '!/reports/*/results/*.pt' '!/reports/*/notebooks/'
+
+gpu-full:
+	git sparse-checkout disable

@@ -47,7 +47,11 @@ def setup(cfg) -> torch.device:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # weights and dropout; data draws have their own generator
-    return run_device(cfg)
+    device = run_device(cfg)
+    if device.type == "cuda":  # cuDNN's autotuner may pick another convolution algorithm each run
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    return device
 
 
 def adam(model, lr: float) -> torch.optim.Adam:
