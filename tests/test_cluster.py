@@ -138,7 +138,7 @@ def test_a_grid_on_the_cluster_gives_the_local_grid_and_resumes(tmp_path, mnist_
         _same_run(json.loads(theirs[name].read_text()), json.loads(mine[name].read_text()))
     assert "4 run(s) already have result files with the same recipe; skipping them" in again.stdout
     report = (tmp_path / "cluster" / "study" / "README.md").read_text()  # the grid, grouped: one line each
-    assert "## Smoke grid: notebook 1 (baseline) at other settings" in report and "| batch_size | lr | Params |" in report
+    assert "## Smoke grid: notebook 1 (baseline) at other settings" in report and "| batch_size | lr | Held-out test acc" in report
     assert "| 64 (own) | 0.001 |" in report and "| 128 | 0.003 |" in report
 
 

@@ -245,7 +245,7 @@ def test_a_comparison_with_a_side_no_sweep_makes_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_whole_frameworks_series_runs_in_tiny_mode_with_a_report(tmp_path, mnist_root):
+def test_the_whole_frameworks_series_runs_as_smoke_runs_with_a_report(tmp_path, mnist_root):
     """papermill runs notebooks 1 and 5 in every framework they list (1: all four; 5: BatchNorm, early
     stopping and ReduceLROnPlateau in each framework's own callbacks), then the comparison report."""
     out = tmp_path / "out"
@@ -257,9 +257,11 @@ def test_the_whole_frameworks_series_runs_in_tiny_mode_with_a_report(tmp_path, m
     got = sorted((json.loads(p.read_text())["iteration"], json.loads(p.read_text())["framework"]) for p in files)
     assert got == sorted([(1, f) for f in ("pytorch", "numpy", "keras", "lightning")] +
                          [(5, f) for f in ("pytorch", "keras", "lightning")])
-    page = (out / "frameworks" / "README.md").read_text()  # tiny runs: listed, never compared
+    page = (out / "frameworks" / "README.md").read_text()  # smoke runs: listed, never compared
+    smoke = page[page.index("## Smoke runs"):]
+    assert "All smoke runs: 2 epochs; 1,000 test images;" in smoke  # said once, not on every row
     for framework in ("pytorch", "numpy", "keras", "lightning"):
-        assert f"| 1 | 0 | {framework} | 2 | 1,000 |" in page
+        assert f"| 1 | 0 | {framework} | 101,770 |" in smoke
 
 
 def test_a_series_needing_a_framework_that_is_not_installed_stops_before_anything_runs(monkeypatch, tmp_path):
