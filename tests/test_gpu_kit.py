@@ -41,7 +41,11 @@ def _blob(path: Path, size: int) -> Path:
 def test_the_kit_takes_the_pinned_versions_and_never_a_package_the_image_has(tmp_path, monkeypatch):
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("# a comment\npapermill==2.7.0\nnbval == 0.11.0  # pinned\n")
-    assert kit.pinned(("papermill", "nbval", "nbclient"), reqs) == ["papermill==2.7.0", "nbval==0.11.0", "nbclient"]
+    project = tmp_path / "pyproject.toml"
+    project.write_text('[project.optional-dependencies]\nframeworks = [\n    "keras==3.15.1",\n    "papermill==9",\n]\n')
+    assert kit.pinned(("papermill", "nbval", "nbclient", "keras"), (reqs, project)) == [
+        "papermill==2.7.0", "nbval==0.11.0", "nbclient", "keras==3.15.1"]
+    assert "keras==3.15.1" in kit.pinned() and "papermill==2.7.0" in kit.pinned()  # this checkout's own pins
 
     def fake_pip(cmd, **_):  # what pip download leaves: the wanted wheels and everything they need
         assert "--only-binary=:all:" in cmd and cmd[cmd.index("--python-version") + 1] == "3.12"
@@ -201,3 +205,10 @@ def test_the_lab_runs_on_the_images_torch(standin, tmp_path, mnist_root):
                            *[t for t in tests if (ROOT / t).is_file()]], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-4000:]
+    # Keras there runs on its torch backend (no TensorFlow in the kit): a smoke run through papermill
+    keras = subprocess.run([python, "-m", "mnist_lab", "run", "--series", "frameworks", "--iterations", "1", "--set",
+                            "framework=keras", "keras_backend=torch", "device=cpu", "--smoke", "--out",
+                            str(tmp_path / "runs"), "--no-report"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert keras.returncode == 0 and "framework=keras keras_backend=torch seed 0: ok" in keras.stdout, \
+        keras.stdout[-2000:] + keras.stderr[-2000:]

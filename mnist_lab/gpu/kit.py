@@ -34,10 +34,10 @@ SLIM_OUT = ("/reports/*/results/*.pt", "/reports/*/notebooks/")
 PYTHON = "3.12"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64",
              "linux_x86_64")
-# What the lab needs that the GPU machine's image lacks, at requirements.txt's versions where it pins them
-# (jupyter, the notebook server, is left out: papermill needs only a kernel; TensorFlow is 600 MB, so the
-# Keras notebooks do not run there).
-NEEDED = ("papermill", "ipykernel", "nbclient", "nbformat", "nbval", "torchsummary", "distributed")
+# What the lab needs that the GPU machine's image lacks, at the versions requirements.txt and pyproject.toml
+# pin (jupyter, the notebook server, is left out: papermill needs only a kernel; so is TensorFlow, 600 MB:
+# Keras runs there on its torch backend, keras_backend="torch").
+NEEDED = ("papermill", "ipykernel", "nbclient", "nbformat", "nbval", "torchsummary", "distributed", "keras")
 # The Python packages of the GPU machine's image (its Python 3.12 environment, as listed by pip there): a
 # wheel of one of them is never carried, the image's own version is used.
 IMAGE_HAS = frozenset("""
@@ -71,13 +71,12 @@ def wheel_name(path: Path) -> str:
     return normal(path.name.split("-")[0])
 
 
-def pinned(names=NEEDED, requirements: Path | None = None) -> list[str]:
-    """`names`, each at the version requirements.txt pins it to, where it does."""
+def pinned(names=NEEDED, files=None) -> list[str]:
+    """`names`, each at the version requirements.txt or pyproject.toml (its extras) pins it to, where one does."""
     pins = {}
-    for line in (requirements or paths.base() / "requirements.txt").read_text().splitlines():
-        m = re.match(r"\s*([A-Za-z0-9_.\-]+)\s*==\s*([^\s#;]+)", line)
-        if m:
-            pins[normal(m[1])] = m[2]
+    for f in files or (paths.base() / "requirements.txt", paths.base() / "pyproject.toml"):
+        for m in re.finditer(r"^[\s\"']*([A-Za-z0-9_.\-]+)\s*==\s*([^\s#;\"',]+)", Path(f).read_text(), re.M):
+            pins.setdefault(normal(m[1]), m[2])
     return [f"{n}=={pins[normal(n)]}" if normal(n) in pins else n for n in names]
 
 
