@@ -17,7 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEATH_TIMEOUT = 60  # seconds a worker waits for a scheduler it cannot reach before it exits
+DEATH_TIMEOUT = 300  # seconds a worker waits for a scheduler it cannot reach before it exits (a loaded machine
+# can take a minute to start one)
 
 # Run as `python -c _PREAMBLE PARENT_PID CMD...`. prctl(PR_SET_PDEATHSIG=1, SIGKILL=9) survives the exec. The
 # parent may have died before prctl ran: then we were already handed to another parent, and nothing would
