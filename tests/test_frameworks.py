@@ -18,7 +18,8 @@ from mnist_lab.blocks import bn, conv, dense, drop, flatten, gap, head, pool, tr
 from mnist_lab.errors import LabError
 from mnist_lab.frameworks.pytorch import evaluate, predict
 
-if importlib.util.find_spec("keras") is None or importlib.util.find_spec("lightning") is None:
+if any(importlib.util.find_spec(m) is None for m in ("keras", "tensorflow", "lightning")):  # Keras alone (on its
+    # torch backend, as on a GPU machine with the kit) is not enough: these tests train on TensorFlow too
     # not `importorskip("keras")`: Keras must be imported the way keras_net.load does it (see there)
     pytest.skip("the frameworks extra is not installed: pip install -e '.[frameworks]'", allow_module_level=True)
 from mnist_lab.frameworks import keras as keras_net  # noqa: E402
