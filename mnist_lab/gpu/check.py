@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from ..io import atomic_write_text
+from ..machine import cpu_name
 
 NOTEBOOK = 5  # the study's iteration 5: its recipe at full length, 20 epochs
 STUDY_RUNS = 7  # the study series, one seed
@@ -117,7 +118,7 @@ class Check:
             got.update(name=p.name, capability=f"{p.major}.{p.minor}", memory_gib=round(p.total_memory / 2**30, 1),
                        multiprocessors=p.multi_processor_count, cudnn=torch.backends.cudnn.version())
         else:
-            got["name"] = f"CPU: {platform.processor() or platform.machine()} (no CUDA device)"
+            got["name"] = f"CPU: {cpu_name()} (no CUDA device)"
         self.report["device"] = got.get("name")
         self.report["torch"] = torch.__version__
         return got
