@@ -1,7 +1,8 @@
 """mnist_lab: small convolutional networks on MNIST, declared as data, trained fast, measured honestly.
 
 The core sits here (blocks, augment, data and fetch, config, results, series, paths); three wings build on
-it: `frameworks/` trains, `runs/` executes notebook series, `reports/` writes pages from result files.
+it: `frameworks/` trains, `runs/` executes notebook series, `reports/` writes pages from result files;
+`widgets/` is what a notebook opens interactively (the run explorer, the drawing pad).
 """
 from importlib import import_module
 
@@ -19,6 +20,7 @@ _EXPORTS = {
     "evaluate": "frameworks.pytorch", "pick_device": "frameworks.pytorch", "predict": "frameworks.pytorch",
     "setup": "frameworks.pytorch",
     "numpy_mlp": "frameworks.numpy_mlp", "show": None, "steps": None,
+    "explore": "widgets.explorer", "pad": "widgets.drawpad",
 }
 __all__ = list(_EXPORTS)
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from .augment import normalize
 from .errors import LabError
 
+PAD, PEN = 280, 18  # a drawing surface of 280x280 pixels; the pen ~ MNIST's stroke width at 10x scale
 INK = 0.15  # after inversion, pixels brighter than this count as ink when finding the digit's box
 MAX_PIXELS = 40_000_000  # a photo of one digit needs far fewer; larger files are refused before decoding
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -63,6 +64,27 @@ def mnist_like(image: Image.Image) -> np.ndarray:
 def to_input(image: Image.Image) -> torch.Tensor:
     """(1, 1, 28, 28) normalised tensor, ready for a model trained by mnist_lab."""
     return normalize(torch.from_numpy(mnist_like(image))[None, None])
+
+
+def stroke(pen: ImageDraw.ImageDraw, points, width: int = PEN) -> None:
+    """Ink one stroke (a list of (x, y) points) black on the image behind `pen`: segments joined and ended
+    round, as a browser canvas or Tk draws them, so that what the model sees is what the user saw."""
+    pts = [(float(x), float(y)) for x, y in points]
+    r = width / 2
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        pen.line([(x0, y0), (x1, y1)], fill=0, width=width)
+    for x, y in pts:
+        pen.ellipse([x - r, y - r, x + r, y + r], fill=0)
+
+
+def drawing(strokes, size: int = PAD, width: int = PEN) -> Image.Image:
+    """The strokes of a drawing pad (lists of (x, y) points on a size x size surface), as an image of
+    black ink on white paper, ready for `classify` (the drawing window and the notebook pad share it)."""
+    image = Image.new("L", (size, size), 255)
+    pen = ImageDraw.Draw(image)
+    for points in strokes:
+        stroke(pen, points, width)
+    return image
 
 
 def load_image(path) -> Image.Image:

@@ -9,10 +9,10 @@ import tkinter as tk
 
 from PIL import Image, ImageDraw
 
-from .digitize import classify
+from .digitize import PAD as SIZE
+from .digitize import PEN, classify, stroke
 from .errors import LabError
 
-SIZE, PEN = 280, 18  # canvas pixels; pen width ~ MNIST's stroke width at 10x scale
 BAR_W, BAR_H = 220, 16
 HINT = "Draw a digit with the mouse"
 
@@ -50,9 +50,7 @@ class DrawApp:
     def move(self, event):
         x0, y0 = self.last or (event.x, event.y)
         self.canvas.create_line(x0, y0, event.x, event.y, width=PEN, capstyle="round", smooth=True)
-        self.pen.line([(x0, y0), (event.x, event.y)], fill=0, width=PEN)
-        r = PEN // 2  # round joints, as the canvas draws them
-        self.pen.ellipse([event.x - r, event.y - r, event.x + r, event.y + r], fill=0)
+        stroke(self.pen, [(x0, y0), (event.x, event.y)])  # round joints, as the canvas draws them
         self.last = (event.x, event.y)
 
     def release(self, event):

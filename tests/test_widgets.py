@@ -1,0 +1,206 @@
+"""The run explorer and the drawing pad in the kernel, without a browser: their callbacks, driven as a frontend
+would drive them (a button's click, a trait the page sets), checked against the result files and `predict`."""
+import base64
+import io
+import json
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("anywidget")
+
+from mnist_lab import LabError, cli, explore, fetch, load_model, pad  # noqa: E402
+from mnist_lab.augment import normalize, to_float  # noqa: E402
+from mnist_lab.reports.stats import stats, verdict  # noqa: E402
+from mnist_lab.widgets.catalog import MEAN, Catalog  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "reports" / "study" / "results"
+
+
+def study_run(iteration=5, seed=1) -> Path:
+    """A committed full run of the study (its own recipe: the one with most seeds)."""
+    ex = explore(STUDY)
+    ex.picker.notebook.value = next(n for n in ex.picker.notebook.options if n.startswith(f"{iteration:02d} "))
+    run = next(r for r in ex.picker.runset.runs if r["seed"] == seed)
+    return Path(run["_path"])
+
+
+@pytest.fixture(scope="module")
+def run_file():
+    return study_run()
+
+
+def test_opening_on_a_result_file_shows_that_runs_numbers(run_file, mnist_root):
+    r = json.loads(run_file.read_text())
+    ex = explore(run_file, data_dir=mnist_root)
+    assert ex.picker.runset.notebook == f"{r['iteration']:02d} {r['name']}" and ex.picker.chosen_seed == r["seed"]
+    assert f"<b>{r['final_test_acc']:.2f} %</b>" in ex.summary.value and f"{r['params']:,} parameters" in ex.summary.value
+    shown = [[float(ex.cells[t][p].description) for p in range(10)] for t in range(10)]
+    assert shown == r["confusion"]
+
+
+def test_choosing_the_mean_over_seeds_shows_the_mean_and_its_spread(run_file, mnist_root):
+    ex = explore(run_file, data_dir=mnist_root)
+    ex.picker.seed.value = -1  # "mean over n seeds", as the dropdown sets it
+    runs = ex.picker.runset.runs
+    m, s, n = stats([r["final_test_acc"] for r in runs])
+    assert n == 3 and f"{m:.2f} ± {s:.2f} (n=3) %" in ex.summary.value
+    mean_4_9 = sum(r["confusion"][4][9] for r in runs) / n
+    assert float(ex.cells[4][9].description) == pytest.approx(mean_4_9, abs=0.05)
+
+
+def test_clicking_cell_4_9_lists_exactly_the_files_digits_with_true_4_and_predicted_9(run_file, mnist_root):
+    r = json.loads(run_file.read_text())
+    ex = explore(run_file, data_dir=mnist_root)
+    ex.cells[4][9].click()  # what a click in the page does: the button's handlers run in the kernel
+    want = sorted(i for i, p, t in r["mistakes"] if t == 4 and p == 9)
+    assert len(want) == r["confusion"][4][9] > 0
+    assert sorted(it["index"] for it in ex.shown) == want
+    assert ex.digits.value.count('class="mnist-digit"') == len(want)
+    assert f"True 4, predicted 9: {len(want)} held-out digit(s)" in ex.digits_title.value
+    # each with the model's probabilities: its checkpoint's, on those very test images
+    images, _ = fetch.load_arrays("test", mnist_root)
+    model = load_model(run_file.with_name(r["checkpoint"]))
+    with torch.inference_mode():
+        probs = model(normalize(to_float(torch.from_numpy(images[[it["index"] for it in ex.shown]])))).exp()
+    assert np.allclose([it["probs"] for it in ex.shown], probs.double().numpy(), atol=1e-6)
+    assert all(int(np.argmax(it["probs"])) == 9 for it in ex.shown)
+
+
+def test_a_diagonal_cell_holds_every_digit_of_its_class_the_run_got_right(run_file, mnist_root):
+    r = json.loads(run_file.read_text())
+    ex = explore(run_file, data_dir=mnist_root)
+    _, labels = fetch.load_arrays("test", mnist_root)
+    found = ex.picker.runset.cell(7, 7, labels, r["seed"])
+    assert len(found) == r["confusion"][7][7] and all(labels[i] == 7 for i, _ in found)
+    ex.cells[7][7].click()
+    assert len(ex.shown) == 40 and f"{r['confusion'][7][7]} held-out digit(s), showing 40" in ex.digits_title.value
+
+
+def test_over_the_seeds_a_cell_lists_each_digit_with_the_number_of_runs_that_made_that_mistake(run_file, mnist_root):
+    ex = explore(run_file, data_dir=mnist_root)
+    ex.picker.seed.value = -1
+    ex.cells[4][9].click()
+    runs = ex.picker.runset.runs
+    want = {}
+    for r in runs:
+        for i, p, t in r["mistakes"]:
+            if (t, p) == (4, 9):
+                want[i] = want.get(i, 0) + 1
+    assert {it["index"]: it["in_runs"] for it in ex.shown} == want
+    assert f"in any of the {len(runs)} runs" in ex.digits_title.value
+
+
+def test_the_compare_tab_judges_the_difference_as_the_reports_do(run_file, mnist_root):
+    ex = explore(run_file, data_dir=mnist_root)
+    ex.picker.seed.value = -1
+    ex.other.folder.value = "reports/study"
+    ex.other.notebook.value = next(n for n in ex.other.notebook.options if n.startswith("07 "))
+    a, b = ex.picker.runset.accuracy(MEAN), ex.other.runset.accuracy(MEAN)
+    assert verdict(b, a, "points") in ex.verdict.value
+    png = Image.open(io.BytesIO(ex.compare_plot.value))
+    assert png.format == "PNG" and png.width > 300
+
+
+def test_your_run_is_compared_by_default_with_the_committed_runs_of_its_notebook(tmp_path, run_file, mnist_root):
+    mine = tmp_path / "results"
+    mine.mkdir()
+    for suffix in (".json", ".pt"):
+        (mine / run_file.with_suffix(suffix).name).write_bytes(run_file.with_suffix(suffix).read_bytes())
+    ex = explore(mine / run_file.name, data_dir=mnist_root)
+    assert ex.picker.runset.folder != "reports/study" and ex.other.runset.folder == "reports/study"
+    assert ex.other.runset.notebook == ex.picker.runset.notebook and ex.other.chosen_seed is MEAN
+
+
+def test_where_no_frontend_renders_widgets_a_figure_and_a_line_stand_in(run_file, mnist_root):
+    bundle = explore(run_file, data_dir=mnist_root)._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert Image.open(io.BytesIO(base64.b64decode(bundle["image/png"]))).format == "PNG"
+    r = json.loads(run_file.read_text())
+    assert f"held-out test accuracy {r['final_test_acc']:.2f} %" in bundle["text/plain"]
+
+
+def test_explore_says_what_it_takes(tmp_path):
+    with pytest.raises(LabError, match="takes a result file"):
+        explore(tmp_path / "nothing.txt")
+    with pytest.raises(LabError, match="no results folder"):
+        Catalog.load(tmp_path / "missing")
+
+
+def test_a_damaged_result_file_is_skipped_with_a_line_not_a_traceback(tmp_path, run_file, mnist_root):
+    mine = tmp_path / "results"
+    mine.mkdir()
+    (mine / run_file.name).write_bytes(run_file.read_bytes())
+    (mine / run_file.with_suffix(".pt").name).write_bytes(run_file.with_suffix(".pt").read_bytes())
+    (mine / "it9_seed0_broken.json").write_text("{not json")
+    ex = explore(mine, data_dir=mnist_root)
+    assert len(ex.catalog.skipped) == 1 and "it9_seed0_broken.json" in ex.catalog.skipped[0]
+
+
+# -- the drawing pad
+
+STROKES = [[(150, 50), (150, 120), (148, 200), (146, 235)], [(120, 60), (150, 50)]]  # a "1" with a flag
+
+
+def predicted_by_the_command_line(checkpoint, image: Image.Image, tmp_path) -> list[float]:
+    png = tmp_path / "drawn.png"
+    image.save(png)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        cli.main(["predict", "--json", "--checkpoint", str(checkpoint), str(png)])
+    return json.loads(out.getvalue())[0]["probabilities"]
+
+
+def test_a_stroke_fed_to_the_pad_gives_the_probabilities_predict_gives_for_the_same_image(tmp_path, run_file):
+    box = pad(run_file)
+    p = box.pad
+    assert p.guess.startswith("Draw") and p.probs == [0.0] * 10
+    for s in STROKES:
+        p.stroke(s)  # what the page sends when the mouse button is released
+    want = predicted_by_the_command_line(run_file.with_suffix(".pt"), p.image, tmp_path)
+    assert p.probs == want
+    digit = int(np.argmax(want))
+    assert p.guess.startswith(f"Prediction: {digit} ")
+    # the image the kernel inked holds the strokes: ink where they run, paper far from them
+    pixels = np.asarray(p.image)
+    assert pixels[120, 150] == 0 and pixels[120, 40] == 255
+
+
+def test_the_pad_updates_after_each_stroke_and_clears(run_file):
+    p = pad(run_file).pad
+    p.stroke(STROKES[0])
+    first = list(p.probs)
+    p.stroke([(100, 230), (200, 230)])  # a base under the "1"
+    assert p.probs != first and len(p.strokes) == 2
+    p.clear()
+    assert p.strokes == [] and p.probs == [0.0] * 10 and p.guess.startswith("Draw")
+
+
+def test_what_a_page_sends_that_is_not_a_stroke_is_dropped(run_file):
+    p = pad(run_file).pad
+    p.strokes = [[["a", 2]], "nonsense", [], [[140, 40], [140, 240]]]
+    assert p.strokes == [[[140.0, 40.0], [140.0, 240.0]]] and p.guess.startswith("Prediction")
+
+
+def test_the_pad_opens_on_the_studys_best_model_and_offers_every_checkpoint(tmp_path, run_file):
+    from mnist_lab.reports import best_checkpoint
+
+    box = pad()
+    assert box.choice.value == str(best_checkpoint().resolve()) and "the study's best" in box.pad.model_name
+    other = str(run_file.with_suffix(".pt").resolve())
+    assert other in [v for _, v in box.choice.options]
+    box.pad.stroke(STROKES[0])
+    box.choice.value = other  # the user picks another model: the same drawing, that model's answer
+    assert box.pad.model_name.startswith("reports/study 05") and box.pad.probs == \
+        predicted_by_the_command_line(other, box.pad.image, tmp_path)
+
+
+def test_the_pad_names_a_missing_checkpoint(tmp_path):
+    with pytest.raises(LabError, match="no checkpoint"):
+        pad(tmp_path / "gone.pt")
