@@ -14,7 +14,7 @@ WORKERS ?=
 SEEDS   ?=
 # empty: each series with the seeds of its committed results (its series.json "seeds": 0 1 2, and 0-4 for under8k)
 
-.PHONY: setup data kernel lab reproduce publish report test test-all bench refresh-notebooks gpu-kit gpu-slim gpu-full
+.PHONY: setup data kernel lab reproduce publish report test test-all bench refresh-notebooks browser screenshots gpu-kit gpu-slim gpu-full
 
 setup: $(STAMP) data kernel
 
@@ -66,11 +66,27 @@ test: setup
 	$(BIN)/python -m pytest -m "not slow" tests
 	$(BIN)/python -m pytest --nbval notebooks
 
+# The browser test's tools (tests/test_browser.py: JupyterLab driven by Playwright): Playwright from PyPI, and
+# Debian's Chromium, installed as root with apt-get (Playwright's own browser download needs the internet and is
+# not used). Where Chromium cannot be installed, that test is skipped with its reason.
+browser: $(VENV)/.browser
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)); } || \
+	  echo "Chromium not available (install Debian's chromium as root): the browser test will be skipped"
+
+$(VENV)/.browser: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[browser]'
+	touch $@
+
+# The README's pictures of the explorer and the pad, taken by the browser test.
+screenshots: setup browser
+	MNIST_LAB_SCREENSHOTS=docs/img $(BIN)/python -m pytest -s tests/test_browser.py
+
 # Every test (what CI runs): the fast tier and the slow one (bit-for-bit remakes, series-level runs, the
-# Dask cluster, benchmarks, an installed copy, the drawing window under Xvfb, a virtual screen; where Xvfb
-# cannot be installed that one test is skipped with its reason), then the machine-bound tests again as
-# on another CPU.
-test-all: setup
+# Dask cluster, benchmarks, an installed copy, the drawing window under Xvfb, a virtual screen, and a study
+# notebook run in JupyterLab in Chromium; where Xvfb or Chromium cannot be installed, that test is skipped with
+# its reason), then the machine-bound tests again as on another CPU.
+test-all: setup browser
 	@command -v Xvfb >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  (apt-get install -y -qq xvfb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq xvfb >/dev/null)); } || \
 	  echo "Xvfb not available: the drawing-window test will be skipped"

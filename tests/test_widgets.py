@@ -45,6 +45,15 @@ def test_opening_on_a_result_file_shows_that_runs_numbers(run_file, mnist_root):
     assert shown == r["confusion"]
 
 
+def test_every_choice_is_shown_and_the_recipe_only_where_there_are_several(run_file, mnist_root):
+    ex = explore(run_file, data_dir=mnist_root)
+    pk = ex.picker
+    assert [w.layout.display for w in (pk.folder, pk.notebook, pk.framework, pk.seed)] == [None] * 4
+    assert pk.recipe.layout.display == ("none" if len(pk.recipe.options) == 1 else None)
+    pk.folder.value = "reports/frameworks"  # five notebooks in four frameworks
+    assert len(pk.framework.options) > 1 and pk.runset.folder == "reports/frameworks"
+
+
 def test_choosing_the_mean_over_seeds_shows_the_mean_and_its_spread(run_file, mnist_root):
     ex = explore(run_file, data_dir=mnist_root)
     ex.picker.seed.value = -1  # "mean over n seeds", as the dropdown sets it

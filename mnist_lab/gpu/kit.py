@@ -36,8 +36,10 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x8
              "linux_x86_64")
 # What the lab needs that the GPU machine's image lacks, at the versions requirements.txt and pyproject.toml
 # pin (jupyter, the notebook server, is left out: papermill needs only a kernel; so is TensorFlow, 600 MB:
-# Keras runs there on its torch backend, keras_backend="torch").
-NEEDED = ("papermill", "ipykernel", "nbclient", "nbformat", "nbval", "torchsummary", "distributed", "keras")
+# Keras runs there on its torch backend, keras_backend="torch"). ipywidgets and anywidget: the study notebooks
+# end with explore() and pad(), which papermill runs too.
+NEEDED = ("papermill", "ipykernel", "nbclient", "nbformat", "nbval", "torchsummary", "distributed", "keras",
+          "ipywidgets", "anywidget")
 # The Python packages of the GPU machine's image (its Python 3.12 environment, as listed by pip there): a
 # wheel of one of them is never carried, the image's own version is used.
 IMAGE_HAS = frozenset("""

@@ -136,8 +136,11 @@ class Catalog:
                 raise LabError(f"no results folder {paths.shown(folder)}: run a notebook of the series first "
                                "(its record cell writes there), or give explore() another folder")
             runs = load_results(folder, warn=cat.skipped.append)
+            name = name_of(folder)
+            while name in cat.folders():  # two folders that end alike stay apart
+                name += "'"
             for row in summarize(runs):
-                cat.sets.append(RunSet(name_of(folder), sorted(row["runs"], key=lambda r: r["seed"])))
+                cat.sets.append(RunSet(name, sorted(row["runs"], key=lambda r: r["seed"])))
         return cat
 
     def folders(self) -> list[str]:
@@ -165,8 +168,11 @@ class Catalog:
 
 
 def name_of(folder: Path) -> str:
-    """A results folder as the explorer lists it: <reports|runs>/<series> inside the repository."""
+    """A results folder as the explorer lists it: <reports|runs>/<series> inside the repository, else its last
+    two folder names (a notebook's MNIST_LAB_RESULTS, a temporary folder)."""
     shown = paths.portable(folder)
+    if Path(shown).is_absolute():
+        shown = "…/" + "/".join(Path(shown).parts[-2:])
     return shown[:-len("/results")] if shown.endswith("/results") else shown
 
 

@@ -59,12 +59,13 @@ def gallery(items, images: np.ndarray, runs: int) -> str:
     cards = []
     for it in items:
         src = "data:image/png;base64," + base64.b64encode(png(images[it["index"]])).decode()
-        probs = " · ".join(f"{c}: {100 * p:.0f}%" for c, p in top(it["probs"])) if it.get("probs") is not None \
-            else "no checkpoint: probabilities unknown"
+        probs = " · ".join(f"{c} {100 * p:.0f}%" for c, p in top(it["probs"])) if it.get("probs") is not None \
+            else "no checkpoint: no probabilities"
         seen = f"<br>in {it['in_runs']} of {runs} runs" if runs > 1 else ""
         cards.append(
-            f'<div class="mnist-digit" data-index="{it["index"]}" style="display:inline-block;width:118px;'
-            f'margin:3px;font-size:11px;text-align:center;vertical-align:top">'
+            f'<div class="mnist-digit" data-index="{it["index"]}" title="test digit #{it["index"]}: true {it["true"]}, '
+            f'predicted {it["pred"]}" style="display:inline-block;width:150px;margin:3px;font-size:11px;'
+            f'line-height:1.3;text-align:center;vertical-align:top">'
             f'<img src="{src}" width="56" height="56" style="image-rendering:pixelated" alt="test digit {it["index"]}">'
             f'<br>#{it["index"]}: true {it["true"]}, predicted {it["pred"]}<br>{html.escape(probs)}{seen}</div>')
     return "".join(cards)

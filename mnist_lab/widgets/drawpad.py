@@ -108,6 +108,23 @@ class PadBox(W.VBox):
         return data
 
 
+def _own_label(checkpoint: Path) -> str:
+    """A checkpoint outside reports/ and runs/ (a notebook's own run in another folder): named by its result file."""
+    r = checkpoint_record(checkpoint)
+    if r is None:
+        return paths.shown(checkpoint)
+    return (f"this run: {r['iteration']:02d} {r['name']}, seed {r['seed']}{' (smoke run)' if r['smoke'] else ''}: "
+            f"{r['final_test_acc']:.2f} %")
+
+
+def checkpoint_record(checkpoint: Path) -> dict | None:
+    try:
+        r = json.loads(checkpoint.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    return r if isinstance(r, dict) and r.get("checkpoint") == checkpoint.name and "final_test_acc" in r else None
+
+
 def _label(choices, value) -> str:
     return next((label for label, v in choices if v == value), str(value))
 
@@ -134,7 +151,10 @@ def pad(target=None) -> PadBox:
         sets = Catalog.load().sets
     except LabError:
         sets = []
-    best = best_checkpoint() if target is None else None
+    try:
+        best = best_checkpoint()
+    except LabError:  # no committed study results: no model to mark
+        best = None
     for s in sets:
         for r in s.runs:
             if r["smoke"] and s.folder.startswith("reports"):
@@ -149,5 +169,5 @@ def pad(target=None) -> PadBox:
                             f"{r['final_test_acc']:.2f} %{star}", key))
     start_key = str(start.resolve())
     if start_key not in seen:
-        choices.insert(0, (paths.shown(start), start_key))
+        choices.insert(0, (_own_label(start), start_key))
     return PadBox(choices, start_key)

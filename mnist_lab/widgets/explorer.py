@@ -22,8 +22,8 @@ from . import digits as D
 from .catalog import MEAN, Catalog, default_folders
 
 SHOWN = 40  # digits listed for one cell at most (a diagonal cell holds about a thousand)
-CELL = W.Layout(width="46px", height="26px", padding="0", margin="1px")
-HEAD = W.Layout(width="46px", height="26px", margin="1px")
+CELL = W.Layout(width="54px", height="26px", padding="0", margin="1px")  # room for "1132.3", a mean count
+HEAD = W.Layout(width="54px", height="26px", margin="1px")
 
 
 class Picker(W.VBox):
@@ -32,12 +32,13 @@ class Picker(W.VBox):
     def __init__(self, catalog: Catalog, on_change, start=None, label="Run"):
         self.catalog, self._on_change, self._busy = catalog, on_change, False
         style = {"description_width": "80px"}
-        wide = W.Layout(width="460px")
-        self.folder = W.Dropdown(description="Results", options=catalog.folders(), style=style, layout=wide)
-        self.notebook = W.Dropdown(description="Notebook", style=style, layout=wide)
-        self.framework = W.Dropdown(description="Framework", style=style, layout=wide)
-        self.recipe = W.Dropdown(description="Recipe", style=style, layout=wide)
-        self.seed = W.Dropdown(description="Seed", style=style, layout=wide)
+        def wide():  # one Layout each: the recipe's is hidden where there is one recipe
+            return W.Layout(width="460px")
+        self.folder = W.Dropdown(description="Results", options=catalog.folders(), style=style, layout=wide())
+        self.notebook = W.Dropdown(description="Notebook", style=style, layout=wide())
+        self.framework = W.Dropdown(description="Framework", style=style, layout=wide())
+        self.recipe = W.Dropdown(description="Recipe", style=style, layout=wide())
+        self.seed = W.Dropdown(description="Seed", style=style, layout=wide())
         super().__init__([W.HTML(f"<b>{label}</b>"), self.folder, self.notebook, self.framework, self.recipe,
                           self.seed])
         for w, nxt in ((self.folder, self._notebooks), (self.notebook, self._frameworks),
@@ -132,7 +133,7 @@ class Explorer(W.VBox):
         self.summary = W.HTML()
         self.curves = W.Image(format="png", layout=W.Layout(max_width="720px"))
         self.cells = [[W.Button(layout=CELL) for _ in range(10)] for _ in range(10)]
-        grid = [W.HTML("<small>true \\ pred</small>", layout=HEAD)] + \
+        grid = [W.HTML("<small>true \\ pred.</small>", layout=W.Layout(width="60px", height="26px", margin="1px"))] + \
                [W.HTML(f"<center><b>{p}</b></center>", layout=HEAD) for p in range(10)]
         for t in range(10):
             grid.append(W.HTML(f"<center><b>{t}</b></center>", layout=HEAD))
@@ -142,7 +143,7 @@ class Explorer(W.VBox):
                 b.add_class(f"mnist-cm-{t}-{p}")
                 b.on_click(lambda _b, t=t, p=p: self.show_cell(t, p))
                 grid.append(b)
-        self.matrix = W.GridBox(grid, layout=W.Layout(grid_template_columns="repeat(11, 48px)"))
+        self.matrix = W.GridBox(grid, layout=W.Layout(grid_template_columns="62px repeat(10, 56px)"))
         self.digits_title = W.HTML("<i>Click a cell of the confusion matrix to see its digits.</i>")
         self.digits = W.HTML()
         self.digits.add_class("mnist-digits")
@@ -169,12 +170,6 @@ class Explorer(W.VBox):
     # -- the Run tab
     def refresh(self):
         rs, seed = self.picker.runset, self.picker.chosen_seed
-        acc = _acc(rs.accuracy(seed))
-        r = rs.pick(seed)[0]
-        self.summary.value = (
-            f'<div class="mnist-summary"><b>{rs.notebook}</b> ({rs.framework}, {rs.recipe}): held-out test accuracy '
-            f"<b>{acc} %</b> on {rs.test_size():,} test digits; {r['params']:,} parameters, "
-            f"{len(r['history'])} epoch{'s' if len(r['history']) != 1 else ''} trained; made on {rs.where()}</div>")
         self.curves.value = _png(curves_figure([(self.picker.describe(), rs.history(seed))]))
         conf = rs.confusion(seed)
         wrong_max = max([conf[t][p] for t in range(10) for p in range(10) if t != p] + [1])
@@ -187,6 +182,13 @@ class Explorer(W.VBox):
                 b.style.button_color = _shade(level, good=t == p) if v else "#ffffff"
         self.shown, self.digits.value = [], ""
         self.digits_title.value = "<i>Click a cell of the confusion matrix to see its digits.</i>"
+        # the summary last: a page that shows the new summary shows the new matrix too (messages keep their order)
+        acc = _acc(rs.accuracy(seed))
+        r = rs.pick(seed)[0]
+        self.summary.value = (
+            f'<div class="mnist-summary"><b>{rs.notebook}</b> ({rs.framework}, {rs.recipe}): held-out test accuracy '
+            f"<b>{acc} %</b> on {rs.test_size():,} test digits; {r['params']:,} parameters, "
+            f"{len(r['history'])} epoch{'s' if len(r['history']) != 1 else ''} trained; made on {rs.where()}</div>")
 
     def show_cell(self, true: int, pred: int) -> list[dict]:
         """List the held-out digits of confusion cell (true, pred) of the chosen run(s)."""
@@ -276,7 +278,8 @@ def curves_figure(series) -> Figure:
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-    acc.legend(fontsize=7, loc="lower right")
+    if len(series) > 1:
+        acc.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
 
