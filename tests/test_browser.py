@@ -96,7 +96,7 @@ def lab(tmp_path, mnist_root):
         log.close()
 
 
-def test_a_study_notebook_run_in_jupyterlab_shows_its_results_explorer_and_pad(lab, tmp_path):
+def test_a_study_notebook_run_in_jupyterlab_shows_its_results_explorer_and_pad(lab, tmp_path, capsys):
     from playwright.sync_api import expect, sync_playwright
 
     url, token, _ = lab
@@ -131,7 +131,8 @@ def test_a_study_notebook_run_in_jupyterlab_shows_its_results_explorer_and_pad(l
             expect(results).to_be_visible()
             results.select_option("reports/study")
             expect(explorer.locator(".mnist-summary")).to_contain_text("(3 seeds)")
-            results.select_option(next(o for o in results.locator("option").all_inner_texts() if o.replace("\xa0", " ").startswith("…/")))
+            mine = next(o for o in results.locator("option").all_inner_texts() if o.replace("\xa0", " ").startswith("…/"))
+            results.select_option(mine)  # back to this run's own folder (ipywidgets writes spaces as \xa0)
             expect(explorer.locator(".mnist-summary")).to_contain_text("smoke run")
 
             # a click on the largest off-diagonal cell shows its digits, each with the model's probabilities
@@ -178,18 +179,25 @@ def test_a_study_notebook_run_in_jupyterlab_shows_its_results_explorer_and_pad(l
             expect(guess).not_to_have_text(first, timeout=30_000)
             # the study's best model, chosen on the pad's list, reads the drawing as a 7
             model = page.locator(".mnist-pad-box select")
-            model.select_option(label=next(o for o in model.locator("option").all_inner_texts() if "the study's best" in o.replace("\xa0", " ")))
+            best = next(o for o in model.locator("option").all_inner_texts() if "the study's best" in o.replace("\xa0", " "))
+            model.select_option(label=best)
             expect(page.locator(".mnist-pad-model")).to_contain_text("the study's best")
             expect(guess).to_contain_text("Prediction: 7", timeout=30_000)
             page.locator(".mnist-pad-box").screenshot(path=shots / "pad.png")
+            page.locator(".mnist-pad-clear").click()  # clear, and draw again
+            expect(guess).to_contain_text("Draw a digit", timeout=30_000)
+            stroke(0.5, 0.15, 0.48, 0.85)
+            expect(guess).to_contain_text("Prediction:", timeout=30_000)
         finally:
             page.screenshot(path=shots / "page.png", full_page=False)
             browser.close()
-    for shot in sorted(shots.iterdir()):
-        print(f"screenshot: {shot}")
-    keep = os.environ.get("MNIST_LAB_SCREENSHOTS")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        for name in ("explorer.png", "pad.png"):
-            shutil.copy(shots / name, Path(keep) / name)
-            print(f"copied to {Path(keep) / name}")
+    with capsys.disabled():  # the paths are printed whatever pytest captures
+        print()
+        for shot in sorted(shots.iterdir()):
+            print(f"screenshot: {shot}")
+        keep = os.environ.get("MNIST_LAB_SCREENSHOTS")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            for name in ("explorer.png", "pad.png"):
+                shutil.copy(shots / name, Path(keep) / name)
+                print(f"copied to {Path(keep) / name}")

@@ -213,3 +213,31 @@ def test_the_pad_opens_on_the_studys_best_model_and_offers_every_checkpoint(tmp_
 def test_the_pad_names_a_missing_checkpoint(tmp_path):
     with pytest.raises(LabError, match="no checkpoint"):
         pad(tmp_path / "gone.pt")
+
+
+def test_a_notebook_the_lab_keeps_shows_the_explorers_figure_where_no_kernel_backs_its_widgets(tmp_path, run_file):
+    """papermill stores each widget's view and state; the executed notebook the runner keeps (nbfiles) holds the
+    explorer's figure and the pad's line instead, which JupyterLab, nbconvert and a notebook viewer all show."""
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    from mnist_lab.runs.nbfiles import compact
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell(f"from mnist_lab import explore, pad\npad({str(run_file)!r})"),
+                nbformat.v4.new_code_cell(f"explore({str(run_file)!r})")]
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               progress_bar=False, cwd=str(ROOT))
+    raw = nbformat.read(tmp_path / "out.ipynb", 4)
+    assert "widgets" in raw.metadata and "application/vnd.jupyter.widget-view+json" in raw.cells[1].outputs[0].data
+    compact(tmp_path / "out.ipynb", tmp_path / "kept.ipynb", "kept.ipynb")
+    kept = nbformat.read(tmp_path / "kept.ipynb", 4)
+    assert "widgets" not in kept.metadata
+    pad_out, explore_out = kept.cells[0].outputs[0].data, kept.cells[1].outputs[0].data
+    assert set(pad_out) == {"text/plain"} and "drawing pad" in pad_out["text/plain"]
+    assert set(explore_out) == {"image/png", "text/plain"}
+    html, _ = HTMLExporter().from_notebook_node(kept)
+    assert explore_out["image/png"][:100] in html.replace("\n", "")

@@ -1,8 +1,13 @@
-"""Executed notebooks as they are kept: progress bars as their final state, paths relative to the repository.
+"""Executed notebooks as they are kept: progress bars as their final state, widgets as their static stand-ins,
+paths relative to the repository.
 
 A progress bar redraws its line with carriage returns many times a second; the kernel sends each
 redraw as a stream message and papermill stores them all. A terminal would show only the last
 state of each line, so that is what is kept.
+
+A widget (the explorer, the pad) lives only as long as its kernel: in a kept notebook its view would show an
+error in JupyterLab ("model not found") and nothing on a notebook viewer, and its saved state weighs hundreds
+of kilobytes. Each widget output keeps its static stand-in (the explorer's figure, a line of text) instead.
 """
 from __future__ import annotations
 
@@ -37,6 +42,22 @@ def compact_outputs(outputs: list) -> list:
     return merged
 
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def static_outputs(outputs: list) -> list:
+    """Outputs with each widget's view dropped, what else it offered kept (a figure, text)."""
+    out = []
+    for o in outputs:
+        data = o.get("data")
+        if isinstance(data, dict) and WIDGET in data:
+            o = dict(o, data={k: v for k, v in data.items() if k != WIDGET})
+            if not o["data"]:
+                continue
+        out.append(o)
+    return out
+
+
 def compact(src, dest, output_path: str) -> Path:
     """Write notebook `src` to `dest` atomically, with compacted streams and `output_path` recorded."""
     return compact_text(Path(src).read_text(), dest, output_path)
@@ -47,7 +68,8 @@ def compact_text(text: str, dest, output_path: str) -> Path:
     nb = json.loads(text)
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "code":
-            cell["outputs"] = compact_outputs(cell.get("outputs", []))
+            cell["outputs"] = static_outputs(compact_outputs(cell.get("outputs", [])))
+    nb.get("metadata", {}).pop("widgets", None)  # the widgets' state: no kernel backs it any more
     meta = nb.get("metadata", {}).get("papermill")
     if isinstance(meta, dict):
         meta["output_path"] = output_path
