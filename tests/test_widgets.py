@@ -59,7 +59,7 @@ def test_choosing_the_mean_over_seeds_shows_the_mean_and_its_spread(run_file, mn
     ex.picker.seed.value = -1  # "mean over n seeds", as the dropdown sets it
     runs = ex.picker.runset.runs
     m, s, n = stats([r["final_test_acc"] for r in runs])
-    assert n == 3 and f"{m:.2f} ± {s:.2f} (n=3) %" in ex.summary.value
+    assert n == 3 and f"{m:.2f} ± {s:.2f} % (n=3)" in ex.summary.value
     mean_4_9 = sum(r["confusion"][4][9] for r in runs) / n
     assert float(ex.cells[4][9].description) == pytest.approx(mean_4_9, abs=0.05)
 

@@ -17,7 +17,7 @@ import ipywidgets as W
 from matplotlib.figure import Figure
 
 from ..errors import LabError
-from ..reports.stats import pm, verdict
+from ..reports.stats import verdict
 from . import digits as D
 from .catalog import MEAN, Catalog, default_folders
 
@@ -133,7 +133,8 @@ class Explorer(W.VBox):
         self.summary = W.HTML()
         self.curves = W.Image(format="png", layout=W.Layout(max_width="720px"))
         self.cells = [[W.Button(layout=CELL) for _ in range(10)] for _ in range(10)]
-        grid = [W.HTML("<small>true \\ pred.</small>", layout=W.Layout(width="60px", height="26px", margin="1px"))] + \
+        corner = '<div style="font-size:10px;line-height:12px">true ↓<br>predicted →</div>'
+        grid = [W.HTML(corner, layout=W.Layout(width="60px", height="26px", margin="1px"))] + \
                [W.HTML(f"<center><b>{p}</b></center>", layout=HEAD) for p in range(10)]
         for t in range(10):
             grid.append(W.HTML(f"<center><b>{t}</b></center>", layout=HEAD))
@@ -187,7 +188,7 @@ class Explorer(W.VBox):
         r = rs.pick(seed)[0]
         self.summary.value = (
             f'<div class="mnist-summary"><b>{rs.notebook}</b> ({rs.framework}, {rs.recipe}): held-out test accuracy '
-            f"<b>{acc} %</b> on {rs.test_size():,} test digits; {r['params']:,} parameters, "
+            f"<b>{acc}</b> on {rs.test_size():,} test digits; {r['params']:,} parameters, "
             f"{len(r['history'])} epoch{'s' if len(r['history']) != 1 else ''} trained; made on {rs.where()}</div>")
 
     def show_cell(self, true: int, pred: int) -> list[dict]:
@@ -219,7 +220,7 @@ class Explorer(W.VBox):
         a, b = self.picker, self.other
         acc_a, acc_b = a.runset.accuracy(a.chosen_seed), b.runset.accuracy(b.chosen_seed)
         self.verdict.value = (
-            f"<b>A</b> {a.describe()}: {_acc(acc_a)} %<br><b>B</b> {b.describe()}: {_acc(acc_b)} %<br>"
+            f"<b>A</b> {a.describe()}: {_acc(acc_a)}<br><b>B</b> {b.describe()}: {_acc(acc_b)}<br>"
             f"<b>B − A</b>: {verdict(acc_b, acc_a, 'points')}")
         self.compare_plot.value = _png(curves_figure([
             ("A " + a.describe(), a.runset.history(a.chosen_seed)),
@@ -234,14 +235,15 @@ class Explorer(W.VBox):
         data = super()._repr_mimebundle_(**kwargs)
         rs, seed = self.picker.runset, self.picker.chosen_seed
         data["image/png"] = base64.b64encode(_png(static_figure(self.picker.describe(), rs, seed))).decode()
-        data["text/plain"] = (f"{self.picker.describe()}: held-out test accuracy {_acc(rs.accuracy(seed))} %, "
+        data["text/plain"] = (f"{self.picker.describe()}: held-out test accuracy {_acc(rs.accuracy(seed))}, "
                               f"{rs.first['params']:,} parameters; explore() needs a Jupyter frontend with widgets")
         return data
 
 
 def _acc(acc) -> str:
-    """An accuracy as the reports write it: mean ± std (n) over seeds, the bare number for one run."""
-    return pm(*acc) if acc[2] > 1 else f"{acc[0]:.2f}"
+    """An accuracy in percent: mean ± std (n) over seeds, as the reports write it; the bare number for one run."""
+    m, s, n = acc
+    return f"{m:.2f} ± {s:.2f} % (n={n})" if n > 1 else f"{m:.2f} %"
 
 
 def _shade(level: float, good: bool) -> str:
@@ -310,7 +312,7 @@ def static_figure(title: str, rs, seed) -> Figure:
     cm.set_xlabel("predicted")
     cm.set_ylabel("true")
     cm.set_title("confusion matrix (mistakes shaded)")
-    fig.suptitle(f"{title}: held-out test accuracy {_acc(rs.accuracy(seed))} %", fontsize=10)
+    fig.suptitle(f"{title}: held-out test accuracy {_acc(rs.accuracy(seed))}", fontsize=10)
     fig.tight_layout()
     return fig
 
