@@ -241,3 +241,100 @@ def test_a_notebook_the_lab_keeps_shows_the_explorers_figure_where_no_kernel_bac
     assert set(explore_out) == {"image/png", "text/plain"}
     html, _ = HTMLExporter().from_notebook_node(kept)
     assert explore_out["image/png"][:100] in html.replace("\n", "")
+
+
+def test_the_compare_tab_follows_a_change_of_the_run_chosen_above(run_file, mnist_root):
+    ex = explore(run_file, data_dir=mnist_root)
+    ex.other.notebook.value = next(n for n in ex.other.notebook.options if n.startswith("01 "))
+    ex.picker.notebook.value = next(n for n in ex.picker.notebook.options if n.startswith("07 "))  # A after B
+    assert "<b>A</b> reports/study 07 dropout_everywhere" in ex.verdict.value
+
+
+def test_one_run_against_several_is_judged_with_the_several_runs_spread(run_file, mnist_root):
+    from mnist_lab.widgets.explorer import judge
+
+    ex = explore(run_file, data_dir=mnist_root)
+    ex.other.folder.value = "reports/study"
+    ex.other.notebook.value = ex.picker.runset.notebook
+    ex.other.seed.value = -1
+    one, several = ex.picker.runset.accuracy(1), ex.other.runset.accuracy(MEAN)
+    assert judge(several, one) in ex.verdict.value and "no spread to judge by" not in ex.verdict.value
+    se = (several[1] ** 2 / 1 + several[1] ** 2 / 3) ** 0.5
+    assert f"standard error {se:.2f}" in ex.verdict.value
+
+
+def test_a_smoke_run_is_explored_on_its_own_test_images_and_named_so_beside_full_runs(tmp_path, mnist_root):
+    from mnist_lab import Config, MNISTData, Net, conv, fit, head, pool, record, setup
+
+    cfg = Config(iteration=1, name="tiny", seed=0, epochs=1, smoke=True, smoke_batches=3, device="cpu",
+                 data_dir=str(mnist_root), results_dir=str(tmp_path / "results"))
+    device = setup(cfg)
+    model = Net([conv(1, 4), pool(), conv(4, 8), pool(), head()])
+    data = MNISTData.for_config(cfg, device)
+    path = record(cfg, model, fit(model, data, cfg), data, device)
+    r = json.loads(path.read_text())
+    ex = explore(path, data_dir=mnist_root)
+    assert r["test_size"] == 1000 and "smoke run, 1,000 test images" in ex.summary.value
+    _, labels = fetch.load_arrays("test", mnist_root)
+    for t in range(10):  # every cell of a row holds that class's first-1,000 digits, no more, no fewer
+        found = sum(len(ex.picker.runset.cell(t, p, labels, 0)) for p in range(10))
+        assert found == int((labels[:1000] == t).sum()) == sum(r["confusion"][t])
+    ex.other.folder.value = "reports/study"  # beside the committed full runs, the verdict says what it is worth
+    assert "A is scored on 1,000 test images (a smoke run), B on 10,000" in ex.verdict.value
+
+
+def test_a_keras_runs_digits_carry_its_own_checkpoints_probabilities(mnist_root):
+    ex = explore(ROOT / "reports" / "frameworks" / "results", data_dir=mnist_root)
+    pk = ex.picker
+    pk.notebook.value = next(n for n in pk.notebook.options if n.startswith("02 "))
+    pk.framework.value = "keras"
+    pk.seed.value = pk.runset.seeds[0]
+    r = pk.runset.first
+    t, p = next((t, p) for t in range(10) for p in range(10) if t != p and r["confusion"][t][p])
+    ex.cells[t][p].click()
+    assert len(ex.shown) == r["confusion"][t][p] and "no probabilities" not in ex.digits_title.value
+    assert all(int(np.argmax(it["probs"])) == p for it in ex.shown)
+
+
+def test_a_damaged_checkpoint_is_named_beside_the_digits_not_hidden(tmp_path, run_file, mnist_root):
+    mine = tmp_path / "results"
+    mine.mkdir()
+    (mine / run_file.name).write_bytes(run_file.read_bytes())
+    (mine / run_file.with_suffix(".pt").name).write_bytes(b"PK\x03\x04 cut short")
+    ex = explore(mine / run_file.name, data_dir=mnist_root)
+    ex.cells[4][9].click()
+    assert "no probabilities" in ex.digits_title.value and "damaged" in ex.digits_title.value
+    assert sorted(it["index"] for it in ex.shown) == sorted(
+        i for i, p, t in json.loads(run_file.read_text())["mistakes"] if (t, p) == (4, 9))
+
+
+def test_an_empty_or_unusable_folder_is_a_message_not_a_traceback(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LabError, match="no usable result files"):
+        explore(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "it1_seed0_x.json").write_text("[]")
+    with pytest.raises(LabError, match="not a result file"):
+        explore(tmp_path / "bad")
+
+
+def test_a_model_that_cannot_be_loaded_leaves_the_pad_on_the_one_it_had(tmp_path, run_file):
+    box = pad(run_file)
+    start = box.choice.value
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    box.choice.options = [*box.choice.options, ("broken", str(broken))]  # ipywidgets picks the first option anew
+    box.choice.value = start
+    box.pad.stroke(STROKES[0])
+    before, name = list(box.pad.probs), box.pad.model_name
+    box.choice.value = str(broken)
+    assert box.choice.value == str(run_file.with_suffix(".pt").resolve()) and box.pad.model_name == name
+    assert box.pad.guess.startswith("not switched:") and "not a mnist_lab checkpoint" in box.pad.guess
+    box.pad.stroke(STROKES[1])
+    assert box.pad.guess.startswith("Prediction")  # still the model it had, answering
+    assert before != box.pad.probs
+
+
+def test_pad_says_what_a_folder_is_not(tmp_path):
+    with pytest.raises(LabError, match="is a folder"):
+        pad(tmp_path)

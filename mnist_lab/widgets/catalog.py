@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import paths
+from ..datasets import of_result
 from ..errors import LabError
-from ..reports.rows import summarize
+from ..reports.rows import epochs_trained, summarize, where
 from ..reports.stats import stats
 from ..results import load_results
 
@@ -35,6 +36,10 @@ class RunSet:
         return self.first.get("framework", "pytorch")
 
     @property
+    def dataset(self):
+        return of_result(self.first)
+
+    @property
     def seeds(self) -> list[int]:
         return [r["seed"] for r in self.runs]
 
@@ -48,8 +53,11 @@ class RunSet:
         r = self.first
         planned = r.get("epochs_planned", r["epochs"])
         words = [f"{planned} epoch{'s' if planned != 1 else ''}", f"batch {r['batch_size']}", f"lr {r['lr']:g}"]
+        if self.dataset.key != "mnist":
+            words.insert(0, self.dataset.name)
+        words += [f"{k}={v}" for k, v in sorted((r.get("variant") or {}).items())]  # a --set or --grid run
         if r["smoke"]:
-            words.append("smoke run")
+            words.append(f"smoke run, {r['test_size']:,} test images")
         return ", ".join(words) + f" ({len(self.runs)} seed{'s' if len(self.runs) != 1 else ''})"
 
     def pick(self, seed) -> list[dict]:
@@ -60,6 +68,14 @@ class RunSet:
         if not mine:
             raise LabError(f"{self.notebook} has no run with seed {seed}; its seeds are {self.seeds}")
         return mine
+
+    def data_dir(self) -> str | None:
+        """The data folder the runs recorded, where it is on this machine (else None: the default one)."""
+        given = (self.first.get("config") or {}).get("data_dir")
+        return str(paths.resolve(given)) if given and paths.resolve(given).is_dir() else None
+
+    def epochs_trained(self, seed=MEAN) -> str:
+        return epochs_trained(self.pick(seed))
 
     def accuracy(self, seed=MEAN) -> tuple[float, float, int]:
         """Final held-out accuracy: (mean, sample std, n) over the chosen runs."""
@@ -110,9 +126,13 @@ class RunSet:
     def checkpoints(self, seed=MEAN) -> list[Path]:
         return [Path(r["_path"]).with_name(r["checkpoint"]) for r in self.pick(seed)]
 
-    def where(self) -> str:
-        r = self.first
-        return f"{r['device']} ({r.get('device_name') or '?'}), torch {r['torch']}, code {r.get('code', '?')}"
+    def where(self, seed=MEAN) -> str:
+        """Where the chosen runs were made: each machine once, the framework's versions, the code's commit."""
+        runs = self.pick(seed)
+        versions = sorted({", ".join(f"{k} {v}" for k, v in (r.get("versions") or {"torch": r["torch"]}).items())
+                           for r in runs})
+        codes = sorted({r.get("code", "?") for r in runs})
+        return f"{' / '.join(sorted({where(r) for r in runs}))}, {' / '.join(versions)}, code {' / '.join(codes)}"
 
 
 @dataclass
@@ -141,6 +161,10 @@ class Catalog:
                 name += "'"
             for row in summarize(runs):
                 cat.sets.append(RunSet(name, sorted(row["runs"], key=lambda r: r["seed"])))
+        if not cat.sets:
+            why = f"; skipped: {' | '.join(cat.skipped)}" if cat.skipped else ""
+            raise LabError(f"no usable result files in {', '.join(paths.shown(f) for f in folders)}{why}: run a "
+                           "notebook first (its record cell writes one), or give explore() another folder")
         return cat
 
     def folders(self) -> list[str]:
@@ -153,9 +177,10 @@ class Catalog:
         return sorted({s.framework for s in self.sets if s.folder == folder and s.notebook == notebook})
 
     def recipes(self, folder, notebook, framework) -> list[RunSet]:
-        """Most seeds first, then full runs before smoke runs."""
+        """Most seeds first, then full runs before smoke runs, then by epochs, batch and lr as numbers."""
         mine = [s for s in self.sets if (s.folder, s.notebook, s.framework) == (folder, notebook, framework)]
-        return sorted(mine, key=lambda s: (-len(s.runs), s.first["smoke"], s.recipe))
+        return sorted(mine, key=lambda s: (-len(s.runs), s.first["smoke"], s.first.get("epochs_planned", 0),
+                                           s.first["batch_size"], s.first["lr"], s.recipe))
 
     def find(self, result_path) -> tuple[RunSet, int]:
         """The run set holding the result file `result_path`, and its seed."""
@@ -164,7 +189,8 @@ class Catalog:
             for r in s.runs:
                 if Path(r["_path"]).resolve() == want:
                     return s, r["seed"]
-        raise LabError(f"{paths.shown(result_path)} is not a usable result file (see the warnings above)")
+        why = next((line for line in self.skipped if Path(result_path).name in line), "no such file")
+        raise LabError(f"{paths.shown(result_path)} is not a usable result file: {why}")
 
 
 def name_of(folder: Path) -> str:
@@ -179,8 +205,8 @@ def name_of(folder: Path) -> str:
 def default_folders() -> list[Path]:
     found = []
     for top in (paths.reports_dir(), paths.runs_dir()):
-        # the study first: what explore() opens on
-        found += sorted((p for p in top.glob("*/results") if p.is_dir() and any(p.glob("*.json"))),
+        # the study first: what explore() opens on; runs/results holds runs of no series (Config's default)
+        found += sorted((p for p in [*top.glob("*/results"), top / "results"] if p.is_dir() and any(p.glob("*.json"))),
                         key=lambda p: (p.parent.name != "study", p.parent.name))
     if not found:
         raise LabError("no result files in reports/*/results or runs/*/results: restore the committed ones "

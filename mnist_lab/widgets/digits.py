@@ -17,10 +17,10 @@ from ..augment import normalize, to_float
 from ..checkpoint import load_model
 
 
-@lru_cache(maxsize=2)
-def test_set(root=None) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (N, 28, 28), labels (N,)) of the held-out test set, fetched on first use."""
-    return fetch.load_arrays("test", root)
+@lru_cache(maxsize=4)
+def test_set(root=None, dataset: str = "mnist") -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (N, 28, 28), labels (N,)) of a data set's held-out test set, fetched on first use."""
+    return fetch.load_arrays("test", root, dataset=dataset)
 
 
 @lru_cache(maxsize=16)
@@ -31,11 +31,12 @@ def _model(path: str, stamp: tuple):
 def probabilities(checkpoints, images: np.ndarray) -> np.ndarray:
     """(len(images), 10): the class probabilities of each checkpoint's network, averaged over the checkpoints
     (one run: its own). `images`: uint8 (N, 28, 28), normalised here as in training."""
-    x = normalize(to_float(torch.from_numpy(np.ascontiguousarray(images))))
+    u8 = torch.from_numpy(np.ascontiguousarray(images))
     total = np.zeros((len(images), 10))
     for path in checkpoints:
         p = Path(path)
         model = _model(str(p.resolve()), (p.stat().st_mtime_ns, p.stat().st_size))  # a remade file is reloaded
+        x = normalize(to_float(u8), model.dataset.mean, model.dataset.std)
         with torch.inference_mode():
             total += model(x).exp().double().numpy()
     return total / len(checkpoints)
@@ -53,13 +54,13 @@ def top(probs, k: int = 3) -> list[tuple[int, float]]:
     return [(int(c), float(probs[c])) for c in order]
 
 
-def gallery(items, images: np.ndarray, runs: int) -> str:
+def gallery(items, images: np.ndarray, runs: int, label=str) -> str:
     """HTML: each item ({"index", "true", "pred", "in_runs", "probs"}) as its image with what it is, what the
-    model said, and the model's top three probabilities."""
+    model said, and the model's top three probabilities; `label(c)` names class c."""
     cards = []
     for it in items:
         src = "data:image/png;base64," + base64.b64encode(png(images[it["index"]])).decode()
-        probs = " · ".join(f"{c} {100 * p:.0f}%" for c, p in top(it["probs"])) if it.get("probs") is not None \
+        probs = " · ".join(f"{label(c)} {100 * p:.0f}%" for c, p in top(it["probs"])) if it.get("probs") is not None \
             else "no checkpoint: no probabilities"
         seen = f"<br>in {it['in_runs']} of {runs} runs" if runs > 1 else ""
         cards.append(
@@ -67,5 +68,6 @@ def gallery(items, images: np.ndarray, runs: int) -> str:
             f'predicted {it["pred"]}" style="display:inline-block;width:150px;margin:3px;font-size:11px;'
             f'line-height:1.3;text-align:center;vertical-align:top">'
             f'<img src="{src}" width="56" height="56" style="image-rendering:pixelated" alt="test digit {it["index"]}">'
-            f'<br>#{it["index"]}: true {it["true"]}, predicted {it["pred"]}<br>{html.escape(probs)}{seen}</div>')
+            f'<br>#{it["index"]}: true {html.escape(label(it["true"]))}, predicted {html.escape(label(it["pred"]))}'
+            f'<br>{html.escape(probs)}{seen}</div>')
     return "".join(cards)

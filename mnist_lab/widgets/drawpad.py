@@ -87,19 +87,24 @@ class PadBox(W.VBox):
     """The pad with a choice of model: the study's best by default, or any checkpoint found."""
 
     def __init__(self, choices: list[tuple[str, str]], start: str):
-        self._load = load_model
+        self._load, self._reverting = load_model, False
         self.choice = W.Dropdown(description="Model", options=choices, value=start,
                                  style={"description_width": "50px"}, layout=W.Layout(width="560px"))
-        self.pad = Pad(load_model(start), _label(choices, start))
+        self.pad = Pad(load_model(start, default=Path(start) == _best()), _label(choices, start))
         self.choice.observe(self._chose, names="value")
         super().__init__([self.choice, self.pad])
         self.add_class("mnist-pad-box")
 
     def _chose(self, change):
+        if self._reverting:
+            return
         try:
             self.pad.use(self._load(change["new"]), _label(self.choice.options, change["new"]))
-        except LabError as exc:
-            self.pad.guess = str(exc)
+        except LabError as exc:  # the list goes back to the model the pad still uses, and says why
+            self._reverting = True
+            self.choice.value = change["old"]
+            self._reverting = False
+            self.pad.guess = f"not switched: {exc}"
 
     def _repr_mimebundle_(self, **kwargs):
         data = super()._repr_mimebundle_(**kwargs)
@@ -125,6 +130,14 @@ def checkpoint_record(checkpoint: Path) -> dict | None:
     return r if isinstance(r, dict) and r.get("checkpoint") == checkpoint.name and "final_test_acc" in r else None
 
 
+def _best() -> Path | None:
+    """The study's best model's checkpoint, resolved; None where the study has no committed results."""
+    try:
+        return best_checkpoint().resolve()
+    except LabError:
+        return None
+
+
 def _label(choices, value) -> str:
     return next((label for label, v in choices if v == value), str(value))
 
@@ -143,7 +156,15 @@ def checkpoint_of(target) -> Path:
 def pad(target=None) -> PadBox:
     """The drawing pad. `target`: a checkpoint (.pt) or the result file of a run (what `record` returns);
     by default the study's best model. Every checkpoint in reports/ and runs/ is on its model list."""
-    start = checkpoint_of(target) if target is not None else best_checkpoint()
+    if target is None:
+        start = _best()
+        if start is None:
+            raise LabError("the study has no committed results to take its best model from (restore them with "
+                           "`git checkout -- reports/study`), or pass a checkpoint: pad('path/to/run.pt')")
+    else:
+        start = checkpoint_of(target)
+    if start.is_dir():
+        raise LabError(f"{paths.shown(start)} is a folder: pass a checkpoint (.pt) or a run's result file (.json)")
     if not start.is_file():
         raise LabError(f"no checkpoint {paths.shown(start)}: train one with `mnist-lab run`, or pass another")
     choices, seen = [], set()
@@ -151,10 +172,7 @@ def pad(target=None) -> PadBox:
         sets = Catalog.load().sets
     except LabError:
         sets = []
-    try:
-        best = best_checkpoint()
-    except LabError:  # no committed study results: no model to mark
-        best = None
+    best = _best()
     for s in sets:
         for r in s.runs:
             if r["smoke"] and s.folder.startswith("reports"):
@@ -164,8 +182,10 @@ def pad(target=None) -> PadBox:
             if key in seen:
                 continue
             seen.add(key)
-            star = " (the study's best)" if best is not None and ck.resolve() == best.resolve() else ""
-            choices.append((f"{s.folder} {s.notebook}, {s.framework}, seed {r['seed']}: "
+            star = " (the study's best)" if best is not None and ck.resolve() == best else ""
+            smoke = " (smoke run)" if r["smoke"] else ""
+            data = "" if s.dataset.key == "mnist" else f" {s.dataset.name}"
+            choices.append((f"{s.folder} {s.notebook},{data} {s.framework}, seed {r['seed']}{smoke}: "
                             f"{r['final_test_acc']:.2f} %{star}", key))
     start_key = str(start.resolve())
     if start_key not in seen:

@@ -10,7 +10,9 @@ display is a static figure and a text summary.
 from __future__ import annotations
 
 import base64
+import html
 import io
+import math
 from pathlib import Path
 
 import ipywidgets as W
@@ -129,7 +131,7 @@ class Explorer(W.VBox):
     def __init__(self, catalog: Catalog, start=None, data_dir=None):
         self.catalog, self.data_dir = catalog, data_dir
         self.shown: list[dict] = []  # the digits of the last clicked cell, as listed
-        self.picker = Picker(catalog, self.refresh, start)
+        self.picker = Picker(catalog, self.refresh_all, start)  # the Compare tab's A is this choice too
         self.summary = W.HTML()
         self.curves = W.Image(format="png", layout=W.Layout(max_width="720px"))
         self.cells = [[W.Button(layout=CELL) for _ in range(10)] for _ in range(10)]
@@ -165,8 +167,7 @@ class Explorer(W.VBox):
                 if catalog.skipped else "")
         super().__init__([self.picker, W.HTML(warn), self.tabs])
         self.add_class("mnist-explorer")
-        self.refresh()
-        self.refresh_compare()
+        self.refresh_all()
 
     # -- the Run tab
     def refresh(self):
@@ -178,41 +179,48 @@ class Explorer(W.VBox):
             for p in range(10):
                 v, b = conf[t][p], self.cells[t][p]
                 b.description = f"{v:g}" if v == int(v) else f"{v:.1f}"
-                b.tooltip = f"true {t}, predicted {p}: {v:g} digit(s)" + (" per seed" if seed is MEAN else "")
+                b.tooltip = (f"true {rs.dataset.label(t)}, predicted {rs.dataset.label(p)}: {v:g} image(s)"
+                             + (" per seed" if seed is MEAN else ""))
                 level = v / max(1, rs.test_size() / 10) if t == p else v / wrong_max
                 b.style.button_color = _shade(level, good=t == p) if v else "#ffffff"
         self.shown, self.digits.value = [], ""
         self.digits_title.value = "<i>Click a cell of the confusion matrix to see its digits.</i>"
         # the summary last: a page that shows the new summary shows the new matrix too (messages keep their order)
         acc = _acc(rs.accuracy(seed))
-        r = rs.pick(seed)[0]
+        r, trained = rs.pick(seed)[0], rs.epochs_trained(seed)
         self.summary.value = (
-            f'<div class="mnist-summary"><b>{rs.notebook}</b> ({rs.framework}, {rs.recipe}): held-out test accuracy '
-            f"<b>{acc}</b> on {rs.test_size():,} test digits; {r['params']:,} parameters, "
-            f"{len(r['history'])} epoch{'s' if len(r['history']) != 1 else ''} trained; made on {rs.where()}</div>")
+            f'<div class="mnist-summary"><b>{html.escape(rs.notebook)}</b> ({rs.framework}, {html.escape(rs.recipe)}): '
+            f"held-out test accuracy <b>{acc}</b> on {rs.test_size():,} test images; {r['params']:,} parameters, "
+            f"{trained} epoch{'s' if trained != '1' else ''} trained; made on {html.escape(rs.where(seed))}</div>")
 
     def show_cell(self, true: int, pred: int) -> list[dict]:
         """List the held-out digits of confusion cell (true, pred) of the chosen run(s)."""
         rs, seed = self.picker.runset, self.picker.chosen_seed
-        images, labels = D.test_set(self.data_dir)
+        try:
+            images, labels = D.test_set(self.data_dir or rs.data_dir(), rs.dataset.key)
+        except LabError as exc:  # in a button's callback: said on the page, not in a log nobody reads
+            self.shown, self.digits.value = [], ""
+            self.digits_title.value = f"<b>{html.escape(str(exc))}</b>"
+            return []
         found = rs.cell(true, pred, labels, seed)
         runs = len(rs.pick(seed))
         items = [{"index": i, "true": true, "pred": pred, "in_runs": k} for i, k in found[:SHOWN]]
-        probs = None
+        probs, trouble = None, ""
         if items:
             try:
                 probs = D.probabilities(rs.checkpoints(seed), images[[it["index"] for it in items]])
             except (LabError, OSError) as exc:
-                self.digits_title.value = f"<i>{exc}</i>"
+                trouble = f"<br><i>no probabilities: {html.escape(str(exc))}</i>"
         for j, it in enumerate(items):
             it["probs"] = None if probs is None else [float(p) for p in probs[j]]
         self.shown = items
-        what = "correctly classified" if true == pred else f"predicted {pred}"
+        name = rs.dataset.label
+        what = "correctly classified" if true == pred else f"predicted {name(pred)}"
         many = f", showing {len(items)}" if len(found) > len(items) else ""
         per = f" (in any of the {runs} runs; mean probabilities of their models)" if runs > 1 else ""
-        self.digits_title.value = (f"<b>True {true}, {what}: {len(found)} held-out digit(s){many}{per}</b>"
-                                   if found else f"<b>True {true}, {what}: no held-out digit</b>")
-        self.digits.value = D.gallery(items, images, runs)
+        self.digits_title.value = (f"<b>True {name(true)}, {what}: {len(found)} held-out digit(s){many}{per}</b>"
+                                   if found else f"<b>True {name(true)}, {what}: no held-out digit</b>") + trouble
+        self.digits.value = D.gallery(items, images, runs, name)
         return items
 
     # -- the Compare tab
@@ -220,8 +228,8 @@ class Explorer(W.VBox):
         a, b = self.picker, self.other
         acc_a, acc_b = a.runset.accuracy(a.chosen_seed), b.runset.accuracy(b.chosen_seed)
         self.verdict.value = (
-            f"<b>A</b> {a.describe()}: {_acc(acc_a)}<br><b>B</b> {b.describe()}: {_acc(acc_b)}<br>"
-            f"<b>B − A</b>: {verdict(acc_b, acc_a, 'points')}")
+            f"<b>A</b> {html.escape(a.describe())}: {_acc(acc_a)}<br><b>B</b> {html.escape(b.describe())}: "
+            f"{_acc(acc_b)}<br><b>B − A</b>: {judge(acc_b, acc_a)}{_unlike(a.runset, b.runset)}")
         self.compare_plot.value = _png(curves_figure([
             ("A " + a.describe(), a.runset.history(a.chosen_seed)),
             ("B " + b.describe(), b.runset.history(b.chosen_seed))]))
@@ -238,6 +246,34 @@ class Explorer(W.VBox):
         data["text/plain"] = (f"{self.picker.describe()}: held-out test accuracy {_acc(rs.accuracy(seed))}, "
                               f"{rs.first['params']:,} parameters; explore() needs a Jupyter frontend with widgets")
         return data
+
+
+def judge(b, a) -> str:
+    """B − A as the reports judge a difference (stats.verdict: real where larger than twice its standard
+    error). One run against several: the several runs' seed spread is taken for the one run too (the same
+    method varies as much by seed), as a remake is judged against the committed runs."""
+    if (a[2] < 2) != (b[2] < 2):
+        spread = a[1] if a[2] > 1 else b[1]
+        se = math.sqrt(spread ** 2 / a[2] + spread ** 2 / b[2])
+        d = b[0] - a[0]
+        if se == 0:
+            return f"{d:+.2f} points (no spread over seeds at all)"
+        judged = ("larger than twice its standard error: a real difference" if abs(d) > 2 * se
+                  else "within twice its standard error: not distinguishable from seed noise")
+        return f"{d:+.2f} points (standard error {se:.2f}, the single run taken to vary as the others), {judged}"
+    return verdict(b, a, "points")
+
+
+def _unlike(a, b) -> str:
+    """What makes two run sets' accuracies incomparable, said beside the verdict."""
+    notes = []
+    if a.first["smoke"] != b.first["smoke"] or a.test_size() != b.test_size():
+        notes.append(f"A is scored on {a.test_size():,} test images{' (a smoke run)' if a.first['smoke'] else ''}, "
+                     f"B on {b.test_size():,}{' (a smoke run)' if b.first['smoke'] else ''}: a smoke run checks the "
+                     "code, its accuracy says nothing about the network")
+    if a.dataset != b.dataset:
+        notes.append(f"A is {a.dataset.name}, B {b.dataset.name}: different data sets")
+    return "".join(f"<br><i>Note: {n}.</i>" for n in notes)
 
 
 def _acc(acc) -> str:
