@@ -28,6 +28,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 data: $(STAMP)
 	$(BIN)/mnist-lab data
+	@$(BIN)/mnist-lab data --dataset fashion || echo "Fashion-MNIST not fetched (see above): only runs with dataset=fashion need it"
 
 # The notebooks ask for the `mnist-lab` kernel: registered for this user, so a Jupyter installed anywhere
 # lists it as "Python (mnist_lab)". One spec serves every checkout: it runs the .venv of the checkout the

@@ -19,7 +19,7 @@ _EXPORTS = {
     "load_model": "checkpoint", "record": "checkpoint", "fit": "frameworks",
     "evaluate": "frameworks.pytorch", "pick_device": "frameworks.pytorch", "predict": "frameworks.pytorch",
     "setup": "frameworks.pytorch",
-    "numpy_mlp": "frameworks.numpy_mlp", "show": None, "steps": None,
+    "numpy_mlp": "frameworks.numpy_mlp", "show": None, "steps": None, "datasets": None, "fetch": None,
     "explore": "widgets.explorer", "pad": "widgets.drawpad",
 }
 __all__ = list(_EXPORTS)

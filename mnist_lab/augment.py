@@ -2,7 +2,7 @@
 
 Per image, as the study's torchvision pipeline: with probability 0.1 CenterCrop(22) then Resize 28
 (bilinear), always a rotation by an angle uniform in [-15, 15] degrees (nearest, fill 0), then
-Normalize(0.1307, 0.3081). Here both steps run on the batch (the crop on the images drawn for it,
+Normalize(0.1307, 0.3081) (another data set's own mean and std: datasets.py). Here both steps run on the batch (the crop on the images drawn for it,
 the rotation as one grid_sample), so a batch costs a few tensor ops, not 64 PIL calls.
 """
 from __future__ import annotations
@@ -13,12 +13,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-MEAN, STD = 0.1307, 0.3081
+from .datasets import MNIST
+
+MEAN, STD = MNIST.mean, MNIST.std  # the default; a run on another data set passes its own
 CROP, CROP_P, MAX_DEG = 22, 0.1, 15.0
 
 
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    return (x - MEAN) / STD
+def normalize(x: torch.Tensor, mean: float = MEAN, std: float = STD) -> torch.Tensor:
+    return (x - mean) / std
 
 
 def to_float(images_u8: torch.Tensor) -> torch.Tensor:
@@ -76,7 +78,7 @@ def crop_drawn(x: torch.Tensor, drawn: torch.Tensor, whole_batch: bool | None = 
 
 
 def augment(images_u8: torch.Tensor, generator: torch.Generator, max_deg: float = MAX_DEG,
-            crop_p: float = CROP_P) -> torch.Tensor:
+            crop_p: float = CROP_P, mean: float = MEAN, std: float = STD) -> torch.Tensor:
     """A training batch: uint8 (B, 28, 28) -> augmented, normalised float (B, 1, 28, 28).
 
     The defaults are the study's; other series set their own (RandomRotation(10) alone is
@@ -89,7 +91,7 @@ def augment(images_u8: torch.Tensor, generator: torch.Generator, max_deg: float 
         x = crop_drawn(x, draws[:, 0] < crop_p)
     if max_deg:
         x = rotate(x, draws[:, 1] * (2 * max_deg) - max_deg)
-    return normalize(x)
+    return normalize(x, mean, std)
 
 
 def reference_transform():

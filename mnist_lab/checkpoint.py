@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from . import frameworks
+from . import datasets, frameworks
 from .config import EXPECT_ENV, PLACE_ENV, run_id
 from .errors import LabError
 from .frameworks.pytorch import predict
@@ -64,7 +64,7 @@ def record(cfg, model: Net, fit_result, data, device) -> Path:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "code": code_version(),
-        "dataset": "MNIST",
+        "dataset": data.dataset.name,
         "train_size": len(data.train.images),
         "test_size": len(data.test.images),
         "smoke": cfg.smoke,
@@ -88,7 +88,7 @@ def record(cfg, model: Net, fit_result, data, device) -> Path:
     # Checkpoint first: a result file never points at a missing checkpoint.
     state = model.state_dict()  # the weights evaluated above: the final or the restored best ones
     buf = io.BytesIO()
-    torch.save({"blocks": model.blocks, "input_shape": list(model.input_shape),
+    torch.save({"blocks": model.blocks, "input_shape": list(model.input_shape), "dataset": data.dataset.key,
                 "state_dict": {k: v.detach().cpu().contiguous() for k, v in state.items()},
                 "iteration": cfg.iteration, "seed": cfg.seed, "smoke": cfg.smoke,
                 "final_test_acc": result["final_test_acc"]}, buf)
@@ -126,6 +126,8 @@ def load_model(checkpoint, default: bool = False) -> Net:
     try:
         model = Net(ck["blocks"], tuple(ck["input_shape"]))
         model.load_state_dict(ck["state_dict"])
+        # what it was trained on (checkpoints from before the setting: MNIST): predict normalises with its constants
+        model.dataset = datasets.get(ck.get("dataset", "mnist"))
     except Exception as exc:
         raise LabError(f"checkpoint {path} is not a mnist_lab checkpoint ({type(exc).__name__}: {exc}); use a .pt "
                        "written by `mnist-lab run` or by a notebook's record cell, next to its result file") from None

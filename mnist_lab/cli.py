@@ -13,15 +13,17 @@ import time
 from pathlib import Path
 
 from . import paths
+from .datasets import DATASETS
 from .errors import LabError
 
 
 def cmd_data(a):
     from . import fetch
 
-    t = time.perf_counter()
-    raw = fetch.ensure(a.root, repair=a.repair, log=print)
-    print(f"MNIST ready in {paths.shown(raw)} ({time.perf_counter() - t:.2f} s)")
+    for key in (list(DATASETS) if a.dataset == "all" else [a.dataset]):
+        t = time.perf_counter()
+        raw = fetch.ensure(a.root, repair=a.repair, log=print, dataset=key)
+        print(f"{DATASETS[key].name} ready in {paths.shown(raw)} ({time.perf_counter() - t:.2f} s)")
 
 
 def _out(a) -> Path:
@@ -403,8 +405,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    d = sub.add_parser("data", help="fetch and verify the genuine MNIST")
+    d = sub.add_parser("data", help="fetch and verify the genuine MNIST (or Fashion-MNIST)")
     d.add_argument("--root", default=None, help="data folder (default $MNIST_LAB_DATA, else the repository's data/)")
+    d.add_argument("--dataset", default="mnist", choices=[*DATASETS, "all"],
+                   help="which data set (mnist_lab/datasets.py; default mnist)")
     d.add_argument("--repair", action="store_true", help="replace corrupted or truncated files")
     d.set_defaults(fn=cmd_data)
 

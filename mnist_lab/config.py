@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from . import paths
+from .datasets import DATASETS
 from .errors import LabError
 from .frameworks import FRAMEWORKS, KERAS_BACKENDS
 
@@ -45,6 +46,7 @@ class Config:
     restore_best: bool = False  # end with the weights of the epoch with the lowest val loss (Keras' restore_best_weights)
     rotation: float = 15.0      # augmentation: rotate by a uniform angle in [-rotation, rotation] degrees (0: off)
     crop_p: float = 0.1         # augmentation: probability of CenterCrop(22) + resize to 28 (0: off)
+    dataset: str = "mnist"      # "mnist" or "fashion" (Fashion-MNIST): the data set, a row of datasets.py
     framework: str = "pytorch"  # what trains the network: "pytorch", "keras", "lightning", or "numpy" (dense
                                 # networks, plain NumPy); the same blocks, data, split and recipe in each
     keras_backend: str = "tensorflow"  # framework "keras": "tensorflow" (CPU), "torch" or "jax" (where installed)
@@ -52,7 +54,7 @@ class Config:
     device: str = "auto"        # "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1"...
     threads: int = 0            # CPU threads for this run (0 = torch's default)
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU
-    data_dir: str = ""          # MNIST folder ("": $MNIST_LAB_DATA, else the repository's data/)
+    data_dir: str = ""          # data folder, with MNIST/ and FashionMNIST/ ("": $MNIST_LAB_DATA, else data/)
     results_dir: str = ""       # result file and checkpoint ("": the repository's runs/results); relative
                                 # folders are taken from the repository, not the working directory
     smoke: bool = False         # smoke run: few batches, 1,000 test images; never mixed with real results
@@ -198,9 +200,9 @@ NOT_RECIPE = NO_NUMBER + ("device",)
 # Settings added after runs were first recorded: left out of the recipe at these defaults.
 OMITTED_AT_DEFAULT = {"optimizer": "adam", "momentum": 0.0, "weight_decay": 0.0, "restore_best": False,
                       "rotation": 15.0, "crop_p": 0.1, "framework": "pytorch", "keras_backend": "tensorflow",
-                      "label_smoothing": 0.0}
+                      "label_smoothing": 0.0, "dataset": "mnist"}
 CHOICES = {"scheduler": ("step", "plateau", "onecycle", "none"), "optimizer": ("adam", "rmsprop", "sgd"),
-           "framework": tuple(FRAMEWORKS), "keras_backend": KERAS_BACKENDS}
+           "framework": tuple(FRAMEWORKS), "keras_backend": KERAS_BACKENDS, "dataset": tuple(DATASETS)}
 
 # (key, lowest value, whether the lowest itself is refused)
 RANGES = [("iteration", 0, False), ("seed", 0, False), ("epochs", 1, False), ("batch_size", 1, False),

@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from .augment import normalize
+from .datasets import MNIST, Dataset
 from .errors import LabError
 
 PAD, PEN = 280, 18  # a drawing surface of 280x280 pixels; the pen ~ MNIST's stroke width at 10x scale
@@ -61,9 +62,9 @@ def mnist_like(image: Image.Image) -> np.ndarray:
     return out
 
 
-def to_input(image: Image.Image) -> torch.Tensor:
-    """(1, 1, 28, 28) normalised tensor, ready for a model trained by mnist_lab."""
-    return normalize(torch.from_numpy(mnist_like(image))[None, None])
+def to_input(image: Image.Image, dataset: Dataset = MNIST) -> torch.Tensor:
+    """(1, 1, 28, 28) tensor normalised with the constants of the data set a model was trained on."""
+    return normalize(torch.from_numpy(mnist_like(image))[None, None], dataset.mean, dataset.std)
 
 
 def stroke(pen: ImageDraw.ImageDraw, points, width: int = PEN) -> None:
@@ -124,6 +125,6 @@ def image_files(names) -> list[str]:
 @torch.inference_mode()
 def classify(model, image: Image.Image) -> tuple[int, float, list[float]]:
     """(digit, its probability, all ten probabilities)."""
-    probs = model(to_input(image)).exp()[0]
+    probs = model(to_input(image, getattr(model, "dataset", MNIST))).exp()[0]
     digit = int(probs.argmax())
     return digit, float(probs[digit]), [round(float(p), 6) for p in probs]

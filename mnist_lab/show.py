@@ -6,7 +6,7 @@ import copy
 import matplotlib.pyplot as plt
 import torch
 
-from .augment import MEAN, STD, augment
+from .augment import augment
 from .blocks import receptive_field
 from .frameworks.pytorch import predict
 from .reports.plots import digit_grid
@@ -39,8 +39,9 @@ def receptive_field_table(blocks, size: int = 28) -> str:
 def augmented_grid(data, n: int = 12, seed: int = 0):
     """n training digits after augmentation, with their labels (own generator: training is unaffected)."""
     gen = torch.Generator(device=data.train.images.device).manual_seed(seed + 10_000)
-    x = augment(data.train.images[:n], gen, data.train.rotation, data.train.crop_p) * STD + MEAN
-    return digit_grid(x[:, 0].cpu(), [f"label {int(y)}" for y in data.train.labels[:n]])
+    t = data.train
+    x = augment(t.images[:n], gen, t.rotation, t.crop_p, t.mean, t.std) * t.std + t.mean
+    return digit_grid(x[:, 0].cpu(), [f"label {data.dataset.label(int(y))}" for y in t.labels[:n]])
 
 
 def curves(history):
@@ -67,5 +68,6 @@ def mistakes(model, data, cfg, limit: int = 24):
     if len(wrong) == 0:
         return None
     idx = wrong[:limit]
-    return digit_grid(data.test.images.cpu()[idx], [f"pred {int(pred[i])} / true {int(truth[i])}" for i in idx],
-                   cols=8)
+    name = data.dataset.label
+    return digit_grid(data.test.images.cpu()[idx], [f"pred {name(int(pred[i]))} / true {name(int(truth[i]))}"
+                                                    for i in idx], cols=8)

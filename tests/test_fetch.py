@@ -64,7 +64,7 @@ def test_repair_refetches_only_through_the_fallback(copy_of_data, monkeypatch, m
     path.write_bytes(b"junk")
     calls = []
 
-    def offline(root, log):
+    def offline(root, log, ds=None):
         calls.append("torchvision")
         raise RuntimeError("no network")
 

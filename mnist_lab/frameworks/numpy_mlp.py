@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 
-from ..augment import MEAN, STD
 from ..errors import LabError
 from .base import FitResult
 
@@ -152,7 +151,7 @@ def _activation_grad(da, a, act):
 def arrays(batches, dtype=np.float32):
     """A split of MNISTData as NumPy: normalised flat images (N, 784) and labels (N,)."""
     x = batches.images.cpu().numpy().reshape(len(batches.images), -1).astype(dtype) / 255
-    return ((x - MEAN) / STD).astype(dtype), batches.labels.cpu().numpy()
+    return ((x - batches.mean) / batches.std).astype(dtype), batches.labels.cpu().numpy()
 
 
 def fit(net, data, cfg) -> FitResult:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LabError
+from ..datasets import of_result
 from ..fetch import load_arrays
 from ..io import atomic_write_bytes
 from .rows import describe
@@ -157,11 +158,11 @@ def best_views(best, folder: Path, data_dir) -> list[str]:
     fig.tight_layout()
     save(fig, folder / "confusion_best.png")
     made = ["confusion_best.png"]
-    test = _test_images(data_dir)
+    run = best["runs"][0]
+    test = _test_images(data_dir, of_result(run).key)
     if test is None:
         return made  # no data here: the confusion matrix still stands
     images, _ = test
-    run = best["runs"][0]
     wrong = run["mistakes"]
     fig = digit_grid([images[idx] for idx, _, _ in wrong],
                      [f"{pred} (true {true})" for _, pred, true in wrong], cols=10, size=1.1, fontsize=7)
@@ -172,11 +173,11 @@ def best_views(best, folder: Path, data_dir) -> list[str]:
     return made + ["mistakes_best.png"]
 
 
-def _test_images(data_dir):
-    """(images, labels) of the held-out set as NumPy arrays, or None where MNIST is not on disk: a report
-    never fetches data (`mnist-lab data` does), it is written without the digits then."""
+def _test_images(data_dir, dataset="mnist"):
+    """(images, labels) of the held-out set of `dataset` as NumPy arrays, or None where it is not on disk: a
+    report never fetches data (`mnist-lab data` does), it is written without the digits then."""
     try:
-        return load_arrays("test", data_dir, fetch=False)
+        return load_arrays("test", data_dir, fetch=False, dataset=dataset)
     except LabError:
         return None
 
@@ -338,7 +339,7 @@ def convergence(it, key, pairs, folder: Path) -> str:
 def samples(items, folder: Path, data_dir) -> list[str]:
     """Twelve held-out digits that some network gets wrong, as each network (first seed) labels them:
     green when right, red when wrong. Read from the result files' mistakes, no model is rerun."""
-    test = _test_images(data_dir)
+    test = _test_images(data_dir, of_result(items[0][1]["runs"][0]).key) if items else None
     if test is None:
         return []  # no data here: the other figures still stand
     plt = _pyplot()
