@@ -108,7 +108,7 @@ def load_model(checkpoint, default: bool = False) -> Net:
         raise LabError(f"checkpoint {path} not found; train one with `mnist-lab run` or pass --checkpoint PATH")
     fix = (f"it is the repository's own default model: restore it with `git checkout -- {portable(path)}`"
            if default else "remake it with `mnist-lab run`, or pass another --checkpoint")
-    record = _record(path)
+    record = result_of(path)
     problem = damage(path, record)
     if problem and record is None and not _looks_like_archive(path):
         raise LabError(f"checkpoint {path} is not a mnist_lab checkpoint (not a PyTorch archive at all); use a .pt "
@@ -141,7 +141,7 @@ def _looks_like_archive(path: Path) -> bool:
         return f.read(4) == b"PK\x03\x04"
 
 
-def _record(path: Path) -> dict | None:
+def result_of(path: Path) -> dict | None:
     """The result file beside checkpoint `path` that names it, or None."""
     try:
         r = json.loads(path.with_suffix(".json").read_text())

@@ -31,8 +31,15 @@ class Batches:
     max_batches: int | None = None  # the smoke-run knob
     rotation: float = 15.0  # augmentation (train only): see augment.augment
     crop_p: float = 0.1
-    mean: float = datasets.MNIST.mean  # the data set's normalisation constants
-    std: float = datasets.MNIST.std
+    dataset: datasets.Dataset = datasets.MNIST  # whose normalisation constants the batches take
+
+    @property
+    def mean(self) -> float:
+        return self.dataset.mean
+
+    @property
+    def std(self) -> float:
+        return self.dataset.std
 
     def __len__(self):
         n = -(-len(self.images) // self.batch_size)
@@ -79,9 +86,9 @@ class MNISTData:
             k = int(round(len(xtr) * val_fraction))
             xva, yva = xtr[order[:k]], ytr[order[:k]]
             xtr, ytr = xtr[order[k:]], ytr[order[k:]]
-            val = Batches(xva, yva, eval_batch_size, False, mean=ds.mean, std=ds.std)
-        return cls(Batches(xtr, ytr, batch_size, True, gen, max_batches, rotation, crop_p, ds.mean, ds.std),
-                   Batches(xte, yte, eval_batch_size, False, mean=ds.mean, std=ds.std), val, ds)
+            val = Batches(xva, yva, eval_batch_size, False, dataset=ds)
+        return cls(Batches(xtr, ytr, batch_size, True, gen, max_batches, rotation, crop_p, ds),
+                   Batches(xte, yte, eval_batch_size, False, dataset=ds), val, ds)
 
     @classmethod
     def for_config(cls, cfg, device):

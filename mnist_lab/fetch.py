@@ -175,9 +175,8 @@ def _from_torchvision(root: Path, log, ds: datasets.Dataset = datasets.MNIST) ->
     from torchvision import datasets as tv
 
     log("trying torchvision's download...")
-    cls = {"mnist": tv.MNIST, "fashion": tv.FashionMNIST}[ds.key]
-    for split in (True, False):
-        cls(str(root), train=split, download=True)
+    for split in (True, False):  # torchvision's class of a data set is named as its folder
+        getattr(tv, ds.folder)(str(root), train=split, download=True)
 
 
 def _gunzip_into(raw: Path, folder: Path, ds: datasets.Dataset) -> None:

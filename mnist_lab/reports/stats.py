@@ -16,18 +16,29 @@ def pm(m, s, n, digits=2) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f} (n={n})" if n > 1 else f"{m:.{digits}f} (n=1)"
 
 
-def verdict(a, b, unit: str, digits: int = 2) -> str:
+def standard_error(a, b) -> float:
+    """The standard error of the difference of two means, (mean, std, n) each. A side of one run has no spread
+    of its own: it is taken to vary as the other side's runs (the same method varies as much by seed)."""
+    sa = a[1] if a[2] > 1 else b[1]
+    sb = b[1] if b[2] > 1 else a[1]
+    return math.sqrt(sa ** 2 / a[2] + sb ** 2 / b[2])
+
+
+def verdict(a, b, unit: str, digits: int = 2, single_like_others: bool = False) -> str:
     """`a` and `b` are (mean, std, n): their difference, its standard error and what it means. A difference
-    counts as real when it is larger than twice its standard error."""
+    counts as real when it is larger than twice its standard error. `single_like_others`: one run against
+    several is judged with the several runs' spread (standard_error) instead of not at all."""
     d = a[0] - b[0]
-    if a[2] < 2 or b[2] < 2:
+    single = (a[2] < 2) + (b[2] < 2)
+    if single == 2 or (single and not single_like_others):
         return f"{d:+.{digits}f} {unit} (one run each: no spread to judge by)"
-    se = math.sqrt(a[1] ** 2 / a[2] + b[1] ** 2 / b[2])
+    se = standard_error(a, b)
     if se == 0:
         return f"{d:+.{digits}f} {unit} (no spread over seeds at all)"
-    judged = ("larger than twice its standard error: a real difference" if real(a, b)
+    judged = ("larger than twice its standard error: a real difference" if abs(d) > 2 * se
               else "within twice its standard error: not distinguishable from seed noise")
-    return f"{d:+.{digits}f} {unit} (standard error {se:.{digits}f}), {judged}"
+    how = ", the single run taken to vary as the others" if single else ""
+    return f"{d:+.{digits}f} {unit} (standard error {se:.{digits}f}{how}), {judged}"
 
 
 def real(a, b) -> bool | None:
@@ -35,7 +46,7 @@ def real(a, b) -> bool | None:
     their difference; None where there is no spread to judge by (one run, or no spread over seeds at all)."""
     if a[2] < 2 or b[2] < 2:
         return None
-    se = math.sqrt(a[1] ** 2 / a[2] + b[1] ** 2 / b[2])
+    se = standard_error(a, b)
     return None if se == 0 else abs(a[0] - b[0]) > 2 * se
 
 
@@ -46,8 +57,7 @@ def noise_verdict(here, committed, unit: str = "points", digits: int = 2) -> str
     cm, cs, cn = committed
     if cn < 2:
         return f"{m:.{digits}f} here, {cm:.{digits}f} committed (one committed run: no spread to judge by)"
-    spread = cs if n < 2 else s
-    se = math.sqrt(spread ** 2 / n + cs ** 2 / cn)
+    se = standard_error(here, committed)
     d = m - cm
     judged = "within seed noise" if abs(d) <= 2 * se else "outside seed noise: not reproduced"
     return (f"{pm(m, s, n, digits)} here, {pm(cm, cs, cn, digits)} committed: {d:+.{digits}f} {unit} "

@@ -15,7 +15,7 @@ import ipywidgets as W
 import traitlets as T
 
 from .. import paths
-from ..checkpoint import load_model
+from ..checkpoint import load_model, result_of
 from ..digitize import PAD, PEN, classify, drawing
 from ..errors import LabError
 from ..reports import best_checkpoint
@@ -86,11 +86,11 @@ class Pad(anywidget.AnyWidget):
 class PadBox(W.VBox):
     """The pad with a choice of model: the study's best by default, or any checkpoint found."""
 
-    def __init__(self, choices: list[tuple[str, str]], start: str):
-        self._load, self._reverting = load_model, False
+    def __init__(self, choices: list[tuple[str, str]], start: str, default: bool = False):
+        self._reverting = False
         self.choice = W.Dropdown(description="Model", options=choices, value=start,
                                  style={"description_width": "50px"}, layout=W.Layout(width="560px"))
-        self.pad = Pad(load_model(start, default=Path(start) == _best()), _label(choices, start))
+        self.pad = Pad(load_model(start, default=default), _label(choices, start))
         self.choice.observe(self._chose, names="value")
         super().__init__([self.choice, self.pad])
         self.add_class("mnist-pad-box")
@@ -99,7 +99,7 @@ class PadBox(W.VBox):
         if self._reverting:
             return
         try:
-            self.pad.use(self._load(change["new"]), _label(self.choice.options, change["new"]))
+            self.pad.use(load_model(change["new"]), _label(self.choice.options, change["new"]))
         except LabError as exc:  # the list goes back to the model the pad still uses, and says why
             self._reverting = True
             self.choice.value = change["old"]
@@ -115,19 +115,11 @@ class PadBox(W.VBox):
 
 def _own_label(checkpoint: Path) -> str:
     """A checkpoint outside reports/ and runs/ (a notebook's own run in another folder): named by its result file."""
-    r = checkpoint_record(checkpoint)
-    if r is None:
+    r = result_of(checkpoint)
+    if r is None or "final_test_acc" not in r:
         return paths.shown(checkpoint)
     return (f"this run: {r['iteration']:02d} {r['name']}, seed {r['seed']}{' (smoke run)' if r['smoke'] else ''}: "
             f"{r['final_test_acc']:.2f} %")
-
-
-def checkpoint_record(checkpoint: Path) -> dict | None:
-    try:
-        r = json.loads(checkpoint.with_suffix(".json").read_text())
-    except (OSError, ValueError):
-        return None
-    return r if isinstance(r, dict) and r.get("checkpoint") == checkpoint.name and "final_test_acc" in r else None
 
 
 def _best() -> Path | None:
@@ -172,7 +164,7 @@ def pad(target=None) -> PadBox:
         sets = Catalog.load().sets
     except LabError:
         sets = []
-    best = _best()
+    best = _best() if target is not None else start  # looked up once: it reads the study's result files
     for s in sets:
         for r in s.runs:
             if r["smoke"] and s.folder.startswith("reports"):
@@ -190,4 +182,4 @@ def pad(target=None) -> PadBox:
     start_key = str(start.resolve())
     if start_key not in seen:
         choices.insert(0, (_own_label(start), start_key))
-    return PadBox(choices, start_key)
+    return PadBox(choices, start_key, default=best is not None and start.resolve() == best)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 from pathlib import Path
 
 import ipywidgets as W
@@ -249,19 +248,9 @@ class Explorer(W.VBox):
 
 
 def judge(b, a) -> str:
-    """B − A as the reports judge a difference (stats.verdict: real where larger than twice its standard
-    error). One run against several: the several runs' seed spread is taken for the one run too (the same
-    method varies as much by seed), as a remake is judged against the committed runs."""
-    if (a[2] < 2) != (b[2] < 2):
-        spread = a[1] if a[2] > 1 else b[1]
-        se = math.sqrt(spread ** 2 / a[2] + spread ** 2 / b[2])
-        d = b[0] - a[0]
-        if se == 0:
-            return f"{d:+.2f} points (no spread over seeds at all)"
-        judged = ("larger than twice its standard error: a real difference" if abs(d) > 2 * se
-                  else "within twice its standard error: not distinguishable from seed noise")
-        return f"{d:+.2f} points (standard error {se:.2f}, the single run taken to vary as the others), {judged}"
-    return verdict(b, a, "points")
+    """B − A as the reports judge a difference (stats.verdict); one run against several with the several runs'
+    seed spread, as a remake is judged against the committed runs."""
+    return verdict(b, a, "points", single_like_others=True)
 
 
 def _unlike(a, b) -> str:
