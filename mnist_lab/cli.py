@@ -186,9 +186,9 @@ def _duration(secs: float) -> str:
 def _repository_series(root: Path, explicit: bool) -> dict:
     """{name: Series} of a notebooks folder, for the reports' titles and questions; {} where the default
     folder holds no series (an installed copy run elsewhere)."""
-    from .series import find, numbered
+    from .series import find, is_series
 
-    if not explicit and not (root.is_dir() and any(numbered(d) for d in root.iterdir() if d.is_dir())):
+    if not explicit and not (root.is_dir() and any(is_series(d) for d in root.iterdir() if d.is_dir())):
         return {}
     return find(root)
 

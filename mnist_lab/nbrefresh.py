@@ -43,6 +43,6 @@ def refresh(path: Path) -> None:
 
 if __name__ == "__main__":
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "notebooks")
-    for p in (nb for s in find(folder).values() for nb in s.notebooks.values()):
+    for p in dict.fromkeys(nb for s in find(folder).values() for nb in s.notebooks.values()):  # a reused one once
         refresh(p)
         print(f"refreshed {p}")

@@ -14,6 +14,10 @@ comparison names two notebooks (their own recipes), or a notebook and one of its
 A "steps" series (mnist_lab/steps.py) also states its "goal" ({"params_below": 8000, "acc": 99.4,
 "last": 3, "max_epochs": 15}); its report adds each step's Target, Result and Analysis.
 "seeds" are those of its committed results (what `make reproduce` runs).
+A series may hold no notebooks of its own and run another's with some settings changed, e.g. the study on
+Fashion-MNIST: {"reuse": "study", "set": {"dataset": "fashion"}} (its report, comparisons, goal and seeds are
+the other series' unless it gives its own). Its runs are the notebooks' own recipes there: the settings do not
+make them variants, and its report sets them beside the reused series' committed ones.
 "notes" go into every report of the series, "reports_notes" (how the committed results were made)
 only into the repository's reports/<name>/README.md.
 """
@@ -53,6 +57,8 @@ class Series:
     reports_notes: list[str] = field(default_factory=list)  # about the committed results: in reports/ only
     goal: dict = field(default_factory=dict)  # "steps" series: what the steps aim for (see mnist_lab/steps.py)
     seeds: list[int] = field(default_factory=list)  # the seeds of its committed results (`run --series-seeds`)
+    reuses: str = ""  # the series whose notebooks it runs ("": its own)
+    settings: dict = field(default_factory=dict)  # what it sets in every run of those notebooks ("set")
 
     def variants(self, iteration: int) -> list[dict]:
         """The overrides of each run of notebook `iteration`: its own recipe ({}) first, then its sweeps."""
@@ -80,9 +86,37 @@ def numbered(folder: Path) -> dict[int, Path]:
         if folder.is_dir() else {}
 
 
+def reused(folder) -> str:
+    """The series a folder's series.json reuses ("": none, or no readable series.json)."""
+    try:
+        name = json.loads((Path(folder) / MANIFEST).read_text()).get("reuse", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return name if isinstance(name, str) else ""
+
+
+def is_series(folder) -> bool:
+    """Whether a folder is a series: numbered notebooks of its own, or a series.json that reuses another's."""
+    return bool(numbered(folder)) or bool(reused(folder))
+
+
+def named(name: str) -> Series | None:
+    """The repository's series of that name (None: no such folder under notebooks/)."""
+    folder = paths.base() / "notebooks" / name
+    return load(folder) if name and is_series(folder) else None
+
+
 def load(folder) -> Series:
     folder = Path(folder)
-    notebooks = numbered(folder)
+    other = reused(folder)
+    if other:
+        if other == folder.name or not numbered(folder.parent / other):
+            raise LabError(f"{folder / MANIFEST}: \"reuse\" names {other!r}, which is no folder of numbered notebooks "
+                           f"beside it (have {', '.join(sorted(d.name for d in folder.parent.iterdir() if numbered(d)))})")
+        if numbered(folder):
+            raise LabError(f"{folder} holds notebooks and reuses {other!r}: keep one of the two")
+        base_series = load(folder.parent / other)
+    notebooks = base_series.notebooks if other else numbered(folder)
     if not notebooks:
         raise LabError(f"no numbered notebooks (01_*.ipynb ...) in {folder}")
     s = Series(folder.name, folder, notebooks)
@@ -90,6 +124,16 @@ def load(folder) -> Series:
     if manifest.exists():
         try:
             spec = json.loads(manifest.read_text())
+            if other:  # what it does not say is the reused series'
+                spec = {**{k: v for k, v in vars(base_series).items() if k not in ("name", "folder", "notebooks")
+                           and k != "reports_notes"}, **spec}
+                s.reuses = other
+                s.settings = dict(spec.get("set", {}))
+                for key, value in s.settings.items():
+                    if key in PER_RUN or key not in Config.__dataclass_fields__ or \
+                            not isinstance(value, (int, float, str, bool)):
+                        raise ValueError(f"\"set\" {key!r}: set a run setting (a key of Config other than "
+                                         f"{', '.join(PER_RUN)}) to one value")
             s.title = str(spec.get("title", ""))
             s.report = spec.get("report", "compare")
             s.sweeps = list(spec.get("sweeps", []))
@@ -138,7 +182,7 @@ def find(root) -> dict[str, Series]:
     root = Path(root)
     if numbered(root):
         return {root.name: load(root)}
-    found = {d.name: load(d) for d in sorted(root.iterdir()) if d.is_dir() and numbered(d)} if root.is_dir() else {}
+    found = {d.name: load(d) for d in sorted(root.iterdir()) if d.is_dir() and is_series(d)} if root.is_dir() else {}
     if not found:
         raise LabError(f"no series in {root}: expected folders of numbered notebooks (notebooks/study/01_*.ipynb ...); "
                        "run from the repository root or pass --notebooks DIR")
@@ -245,15 +289,21 @@ def place_of(cfg) -> dict:
     """Where a run made outside `mnist-lab run` (in Jupyter, by papermill) belongs, for its result file: its
     notebook, found by its series and number in the repository's notebooks/, and as its variant the settings
     it changed from the notebook's own. {} for a run of no series' notebook."""
-    notebook = numbered(paths.base() / "notebooks" / cfg.series).get(cfg.iteration) if cfg.series else None
+    try:
+        spec = named(cfg.series)
+    except LabError:
+        return {}
+    notebook = spec.notebooks.get(cfg.iteration) if spec else None
     if notebook is None:
         return {}
     own = own_recipe(notebook)
-    return {"notebook": own, "variant": changed(cfg.to_dict(), own["parameters"])}
+    return {"notebook": own, "variant": changed(cfg.to_dict(), own["parameters"], spec.settings)}
 
 
-def changed(values: dict, own: dict) -> dict:
-    """The settings of `values` that differ from a notebook's own parameters `own`: what makes a run a
-    variant of its notebook. Those the runner sets per run, or that change no number, do not count."""
+def changed(values: dict, own: dict, settings: dict | None = None) -> dict:
+    """The settings of `values` that differ from a notebook's own parameters `own`, as its series runs it
+    (`settings`: a reusing series' "set"): what makes a run a variant of its notebook. Those the runner sets
+    per run, or that change no number, do not count."""
     fixed = {*PER_RUN, *NO_NUMBER, "device"}
+    own = dict(own, **(settings or {}))
     return {k: v for k, v in values.items() if k in own and k not in fixed and v != own[k]}

@@ -13,8 +13,8 @@ from pathlib import Path
 from . import series
 from .blocks import receptive_field
 from .config import NO_NUMBER, OMITTED_AT_DEFAULT, PER_RUN, Config, run_id
+from .errors import LabError
 from .machine import MACHINE_FIELDS
-from .paths import base
 from .results import read_result
 from .series import GOAL
 
@@ -111,7 +111,8 @@ def previous_id(spec, run: dict) -> str:
         return ""
     params = series.notebook_defaults(nb)
     c = run.get("config", {})
-    params.update(seed=run["seed"], smoke=run["smoke"], threads=run.get("threads") or 0, device=run["device"])
+    params.update(spec.settings, seed=run["seed"], smoke=run["smoke"], threads=run.get("threads") or 0,
+                  device=run["device"])
     for key in ("smoke_batches", "smoke_epochs"):  # a smoke run compares with the same kind of smoke run
         if key in c:
             params[key] = c[key]
@@ -125,8 +126,10 @@ def notebook_md(path) -> str:
     run, why = read_result(path)
     if run is None:
         return f"(no result to describe: {path} is {why})"
-    folder = base() / "notebooks" / run.get("series", "")
-    spec = series.load(folder) if run.get("series") and series.numbered(folder) else None
+    try:
+        spec = series.named(run.get("series", ""))
+    except LabError:
+        spec = None
     before_id = previous_id(spec, run) if spec else ""
     before = read_result(path.parent / f"{before_id}.json")[0] if before_id else None
     return result_md(run, goal_of(spec) if spec else dict(GOAL), before, before_id)

@@ -102,13 +102,13 @@ def configs(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, 
             variants = [dict(t) for t in dict.fromkeys(
                 tuple((k, v) for k, v in variant.items() if k not in overrides)
                 for variant in (grid if grid is not None else s.variants(it)))]
-            foreign = sorted({*overrides, *(k for v in variants for k in v)} - set(defaults))
+            foreign = sorted({*s.settings, *overrides, *(k for v in variants for k in v)} - set(defaults))
             if foreign:  # it would run with a recipe other than the one planned, and fail at its end
                 raise LabError(f"{s.name}/{nb.name} takes no parameter {', '.join(map(repr, foreign))}; pick the "
                                "notebooks that do with --series (and --iterations)")
             for variant in variants:
                 for seed in seeds if seeds is not None else (s.seeds or [0]):
-                    params = dict(overrides, **variant, series=s.name, seed=seed, smoke=smoke, threads=threads,
+                    params = dict(s.settings, **overrides, **variant, series=s.name, seed=seed, smoke=smoke, threads=threads,
                                   data_dir=portable(data_dir), results_dir=portable(folder / "results"))
                     values = dict(defaults, **params)
                     try:  # the notebook's other parameters (a dropout rate, a width) shape only its network
@@ -118,4 +118,5 @@ def configs(series, iterations, seeds, out: Path, overrides: dict, smoke: bool, 
                     absent = missing(cfg)
                     if absent:
                         raise LabError(f"{s.name}/{nb.name}{f' {variant}' if variant else ''}: {absent}")
-                    yield Planned(s.name, it, nb, params, values, cfg, dict(variant, **changed(overrides, defaults)))
+                    yield Planned(s.name, it, nb, params, values, cfg,
+                                  dict(variant, **changed(overrides, defaults, s.settings)))
