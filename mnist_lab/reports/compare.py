@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import LabError
 from ..steps import goal_of
 from . import grid, plots, steps, table
-from .rows import MACHINE_COLUMNS, describe, machine, own_rows, sweep_rows
+from .rows import MACHINE_COLUMNS, data_name, describe, machine, own_rows, sweep_rows
 from .stats import pm, stats, verdict
 
 
@@ -134,7 +134,8 @@ def build(out_dir: Path, spec, defaults, rows, data_dir, made, notes, notebooks)
     sweeps = sweep_rows(rows, spec, defaults)
     others = grid.section(rows, defaults, own, [r for _, _, pairs, _ in sweeps for _, r in pairs])
     md = [f"# {spec.title or spec.name}", "",
-          "Accuracy is measured on the **10,000 held-out MNIST test images**, un-augmented, with the weights each "
+          f"Accuracy is measured on the **10,000 held-out {data_name(r for row in rows for r in row['runs'])} test "
+          "images**, un-augmented, with the weights each "
           "run ends with (the last epoch, or where the notebook restores it, the epoch with the lowest validation "
           "loss), as mean ± sample standard deviation over seeds. A difference counts as real when it is larger than "
           "twice its standard error. Times are measured while the series ran, with the thread count below.", ""]

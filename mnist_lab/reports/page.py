@@ -15,7 +15,7 @@ from ..errors import LabError
 from ..io import atomic_write_text
 from ..results import load_results
 from ..series import Series
-from . import compare, grid, plots, reproduction, study, table
+from . import compare, grid, plots, reproduction, study, table, transfer
 from .rows import MACHINE_COLUMNS, NOT_OWN, defaults_of, machine, notebooks_of, summarize, where
 
 # How a command run in the repository's root folder names the committed results (paths.reports_dir()).
@@ -41,15 +41,18 @@ def build(out_dir, spec: Series | None = None, data_dir=None, warn=None) -> Path
     full = [r for r in results if not r["smoke"]]
     smoke = [r for r in results if r["smoke"]]
     notebooks = notebooks_of(results)
-    defaults = defaults_of(notebooks)
+    defaults = defaults_of(notebooks, spec.settings)
     notes = _notes(out_dir, spec)
     if spec.report == "study":
-        md = ["# mnist_lab results: the study", ""]
+        md = [f"# {spec.title}" if spec.reuses else "# mnist_lab results: the study", ""]
         md += study.page(full, out_dir, data_dir, spec, defaults, notes, _made(full, out_dir)) if full else []
     elif full:
         md = compare.build(out_dir, spec, defaults, summarize(full), data_dir, _made(full, out_dir), notes, notebooks)
     else:
         md = [f"# {spec.title or spec.name}"]
+    if spec.reuses and full:  # before the notes and how the numbers were made
+        at = next((i for i, line in enumerate(md) if line in ("## Notes", "## How these numbers were made")), len(md))
+        md[at:at] = transfer.section(spec, full, out_dir)
     md += ["", *reproduction.section(full, out_dir, spec.name)] if full else []
     if smoke:
         md += ["", "## Smoke runs (quick code checks, not results)", "", *_smoke_table(smoke)]

@@ -10,13 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LabError
-from ..datasets import of_result
+from ..datasets import MNIST, of_result
 from ..fetch import load_arrays
 from ..io import atomic_write_bytes
 from .rows import describe
 
 # A framework keeps its colour in every figure; notebooks take matplotlib's ten in turn by number.
 FRAMEWORK_COLOURS = {"pytorch": "#1b9e77", "keras": "#d95f02", "lightning": "#7570b3", "numpy": "#e7298a"}
+
+MAX_MISTAKES_SHOWN = 100  # of a data set with hundreds of mistakes per run: a picture, not a wall
 
 
 def _pyplot():
@@ -155,18 +157,29 @@ def best_views(best, folder: Path, data_dir) -> list[str]:
     ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
            title=f"Iteration {best['iteration']}: confusion on the 10,000 test images\n"
                  f"(counts summed over {best['n']} seed(s))")
+    run = best["runs"][0]
+    ds = of_result(run)
+    if ds.classes != MNIST.classes:  # MNIST's classes are the digits the ticks already show
+        ax.set_xticklabels([ds.label(c) for c in range(10)], rotation=45, ha="right", fontsize=7)
+        ax.set_yticklabels([ds.label(c) for c in range(10)], fontsize=7)
     fig.tight_layout()
     save(fig, folder / "confusion_best.png")
     made = ["confusion_best.png"]
-    run = best["runs"][0]
-    test = _test_images(data_dir, of_result(run).key)
+    test = _test_images(data_dir, ds.key)
     if test is None:
         return made  # no data here: the confusion matrix still stands
     images, _ = test
     wrong = run["mistakes"]
-    fig = digit_grid([images[idx] for idx, _, _ in wrong],
-                     [f"{pred} (true {true})" for _, pred, true in wrong], cols=10, size=1.1, fontsize=7)
-    fig.suptitle(f"Iteration {best['iteration']}, seed {run['seed']}: all {len(wrong)} misclassified test digits "
+    if ds.classes == MNIST.classes:
+        titles, what = [f"{pred} (true {true})" for _, pred, true in wrong], f"all {len(wrong)}"
+    else:  # hundreds of mistakes: the first ones, in test-set order, with short class names
+        wrong = wrong[:MAX_MISTAKES_SHOWN]
+        titles = [f"{ds.classes[pred][:7]}\n(true {ds.classes[true][:7]})" for _, pred, true in wrong]
+        what = f"the first {len(wrong)} of {len(run['mistakes'])}"
+    fig = digit_grid([images[idx] for idx, _, _ in wrong], titles, cols=10, size=1.1, fontsize=7)
+    fig.suptitle(f"Iteration {best['iteration']}, seed {run['seed']}: {what} misclassified test images "
+                 "(predicted, true)" if ds.classes != MNIST.classes else
+                 f"Iteration {best['iteration']}, seed {run['seed']}: {what} misclassified test digits "
                  "(predicted, true)", fontsize=9)
     fig.tight_layout()
     save(fig, folder / "mistakes_best.png")

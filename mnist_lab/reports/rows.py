@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 
 from ..blocks import layer_counts
 from ..config import NO_NUMBER, PER_RUN, recipe_hash
+from ..datasets import of_result
 from .stats import stats
 
 SCHEDULES = {"none": "constant lr", "step": "StepLR({step_size}, {gamma:g})",
@@ -23,6 +24,11 @@ NOT_CPU = "–"  # the CPU-threads cell of a GPU run
 MACHINE_COLUMNS = [("Machine", "{}"),
                    ("CPU threads", lambda v: "" if v == NOT_CPU else f"{v} CPU thread{'' if v == '1' else 's'} per run"),
                    ("torch", "torch {}")]
+
+
+def data_name(runs) -> str:
+    """The data set(s) the runs were made on, as pages name them ("MNIST", "Fashion-MNIST")."""
+    return " / ".join(sorted({of_result(r).name for r in runs})) or "MNIST"
 
 
 def settings_key(r) -> tuple:
@@ -102,9 +108,11 @@ def notebooks_of(results) -> dict[int, dict]:
     return {it: json.loads(min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0]) for it, c in sorted(seen.items())}
 
 
-def defaults_of(notebooks: dict[int, dict]) -> dict[int, dict]:
-    """Each notebook's own parameters, and under "blocks" the network it declares with them."""
-    return {it: dict(nb["parameters"], blocks=nb["blocks"]) for it, nb in notebooks.items()}
+def defaults_of(notebooks: dict[int, dict], settings: dict | None = None) -> dict[int, dict]:
+    """Each notebook's own parameters, and under "blocks" the network it declares with them; `settings`: what
+    a series that reuses the notebooks sets in all of them (series.json "set"), their own recipe there."""
+    return {it: dict(nb["parameters"], **{k: v for k, v in (settings or {}).items() if k in nb["parameters"]},
+                     blocks=nb["blocks"]) for it, nb in notebooks.items()}
 
 
 def describe(row) -> dict:

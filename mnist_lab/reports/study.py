@@ -9,7 +9,7 @@ from ..errors import LabError
 from ..iterations import EPOCHS, LR, STUDY
 from ..results import load_results
 from . import grid, plots, table
-from .rows import MACHINE_COLUMNS, machine, settings_key, summarize
+from .rows import MACHINE_COLUMNS, data_name, machine, settings_key, summarize
 from .stats import pm, real, verdict
 
 BUDGET = 20_000  # the study's parameter budget: "under 20K parameters"
@@ -59,14 +59,21 @@ def _one_best(by_it) -> list[str]:
                      f"{verdict(_triple(best), _triple(r), 'points')}." for r in others]
 
 
-def analysis(rows) -> list[str]:
-    by_it = {r["iteration"]: r for r in rows if r["study_recipe"]}
-    pairs = [(5, 3, "Does BatchNorm help? Same network, BN after the first two convs"),
+# The study's questions of its networks: (a, b, question), each answered by a's mean minus b's.
+QUESTIONS = [(5, 3, "Does BatchNorm help? Same network, BN after the first two convs"),
              (4, 3, "BatchNorm together with a wider last 1x1 conv"),
              (6, 5, "Does Dropout(0.5) before the head hurt?"),
              (7, 5, "Does dropout after every stage hurt?"),
              (7, 6, "Dropout after every stage against head-only dropout")]
-    lines = [line for a, b, what in pairs if (line := _compare(by_it, a, b, what))] + _one_best(by_it)
+
+
+def analysis(rows, mnist: bool = True) -> list[str]:
+    """What the held-out numbers say of the study's questions; `mnist`: the runs were made on MNIST, whose
+    training-data figures the study reports (on another data set they have nothing to be set beside)."""
+    by_it = {r["iteration"]: r for r in rows if r["study_recipe"]}
+    lines = [line for a, b, what in QUESTIONS if (line := _compare(by_it, a, b, what))] + _one_best(by_it)
+    if not mnist:
+        return lines
     above = [i for i, r in sorted(by_it.items()) if i in STUDY and STUDY[i][2] > r["final_mean"]]
     below = [i for i, r in sorted(by_it.items()) if i in STUDY and STUDY[i][2] <= r["final_mean"]]
     if above or below:
@@ -90,7 +97,7 @@ COLUMNS = [("It", None), ("Description", None), ("Key concepts", None), ("Params
            ("s / epoch", None), *MACHINE_COLUMNS, ("Study's reported acc (measured on training data)", None)]
 
 
-def _table(rows) -> list[str]:
+def _table(rows, mnist: bool = True) -> list[str]:
     cells = []
     for r in rows:
         desc, concepts, study = STUDY.get(r["iteration"], (r["name"], "", None))
@@ -100,19 +107,24 @@ def _table(rows) -> list[str]:
                       f"**{pm(r['final_mean'], r['final_std'], r['n'])}**", f"{r['best_mean']:.2f}",
                       f"{r['train_mean']:.2f}", f"{r['sec_per_epoch']:.1f}", *machine(r["runs"]),
                       "" if study is None else f"{study:.2f} (train data)"])
+    if not mnist:  # the study's figures are of MNIST
+        return table.markdown(COLUMNS[:-1], [c[:-1] for c in cells], "All iterations")
     return table.markdown(COLUMNS, cells, "All iterations")
 
 
 def page(full, out_dir: Path, data_dir, spec, defaults, notes, made) -> list[str]:
     rows = study_rows(full)
     best = _best_row(rows) or rows[0]
-    md = ["Accuracy is measured on the **10,000 held-out MNIST test images**, un-augmented, after the final "
-          "epoch, as mean ± sample standard deviation over seeds. The study's own figures were measured on "
-          "its augmented training data and are shown only for reference.", ""]
-    md += _table(rows)
+    name = data_name(full)
+    mnist = name == "MNIST"
+    md = [f"Accuracy is measured on the **10,000 held-out {name} test images**, un-augmented, after the final "
+          "epoch, as mean ± sample standard deviation over seeds. "
+          + ("The study's own figures were measured on its augmented training data and are shown only for reference."
+             if mnist else f"The study's own figures are of MNIST, so none is shown beside these."), ""]
+    md += _table(rows, mnist)
     if any(not r["study_recipe"] for r in rows):
         md += ["", "\\* not the study's recipe (epochs, lr, batch size or validation settings changed)."]
-    md += ["", "## What the held-out numbers say", ""] + analysis(rows)
+    md += ["", "## What the held-out numbers say", ""] + analysis(rows, mnist)
     others = grid.of(rows, spec, defaults)
     md += ["", *others] if others else []
     md += ["", "## Plots", ""]
