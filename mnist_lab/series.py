@@ -134,6 +134,9 @@ def load(folder) -> Series:
                             not isinstance(value, (int, float, str, bool)):
                         raise ValueError(f"\"set\" {key!r}: set a run setting (a key of Config other than "
                                          f"{', '.join(PER_RUN)}) to one value")
+            elif "set" in spec:
+                raise ValueError('"set" changes the notebooks of a series it reuses: add "reuse": "<series>", or set '
+                                 "the value in the notebooks' parameters")
             s.title = str(spec.get("title", ""))
             s.report = spec.get("report", "compare")
             s.sweeps = list(spec.get("sweeps", []))

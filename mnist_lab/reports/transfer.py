@@ -2,11 +2,11 @@
 ...}): does what the reused series found carry over? Its page gets this section, from result files alone:
 
 - every comparison the reused series' page makes, judged on both data sets (difference, its standard error,
-  real or noise, whether the sign agrees);
+  real or noise, whether the sign agrees, and whether the effect itself differs between them);
 - the networks ranked on both, with Spearman's rank correlation and its exact permutation p-value;
 - a figure of held-out accuracy on one data set against the other, per network, with its parameters;
 - a "steps" series' goal figures (lowest of the last epochs per seed) on both;
-- the confusion matrices of the network best on the new data set, with class names;
+- the confusion matrices of the reused page's best network on both, with class names;
 - "what transfers and what does not", in words no stronger than those verdicts.
 
 The reused series' runs are its committed ones (reports/<reused>/results): the reference every remake of it
@@ -36,11 +36,11 @@ OUTCOMES = {  # (real on the reused data set, real on the new one, same sign) ->
     (False, False, None): "shown on neither"}
 
 
-def comparisons(spec, own: dict) -> list[tuple[int, int, str]]:
+def comparisons(spec) -> list[tuple[int, int, str]]:
     """(a, b, question) of every comparison the reused series' page makes: for a study, each iteration
     against the one before and the study's questions; otherwise its series.json's comparisons of notebooks."""
     if spec.report == "study":
-        its = sorted(own)
+        its = sorted(spec.notebooks)
         asked = {(a, b): q for a, b, q in QUESTIONS}
         out = [(b, a, asked.pop((b, a), f"Iteration {b} against iteration {a}")) for a, b in zip(its, its[1:])]
         return out + [(a, b, q) for (a, b), q in asked.items()]
@@ -92,9 +92,9 @@ def spearman(x: list[float], y: list[float]) -> float:
 def permutation_p(x: list[float], y: list[float]) -> float | None:
     """The exact one-sided p-value of Spearman's rho: the share of all orders of `y` whose rho with `x` is at
     least the observed one (None above EXACT_UP_TO networks)."""
-    if len(x) > EXACT_UP_TO or len(x) < 3:
-        return None
     rho = spearman(x, y)
+    if len(x) > EXACT_UP_TO or len(x) < 3 or math.isnan(rho):  # nan: all of one side tied, no order at all
+        return None
     orders = list(itertools.permutations(y))
     return sum(spearman(x, list(p)) >= rho - 1e-12 for p in orders) / len(orders)
 
@@ -115,38 +115,49 @@ def section(spec, full: list[dict], out_dir: Path, reference: Path | None = None
         return head + [f"No notebook has runs at its own recipe on both data sets yet.", ""]
     a_rows = {it: a_rows[it] for it in both}
     b_rows = {it: b_rows[it] for it in both}
+    changed = ", ".join(f"{k} {v}" for k, v in sorted(spec.settings.items()))
     md = head + [
-        f"Each notebook at its own recipe, unchanged but for the data set: held-out accuracy after the final epoch, "
-        f"mean ± std over seeds. {first}: the committed runs of `{spec.reuses}` ({paths.portable(reference.parent)}/), "
-        f"seeds {_seeds(a_rows)}; {second}: this page's runs, seeds {_seeds(b_rows)}. A difference counts as real "
-        "when it is larger than twice its standard error; \"noise\" means no difference was shown at these seeds, "
-        "not that there is none. Nothing on either data set was chosen on its test set.", ""]
+        f"Each notebook at its own recipe, unchanged but for {changed or 'nothing'}: held-out accuracy after the final "
+        f"epoch, mean ± std over seeds. {first}: the committed runs of `{spec.reuses}` "
+        f"({paths.portable(reference.parent)}/), seeds {_seeds(a_rows)}; {second}: this page's runs, seeds "
+        f"{_seeds(b_rows)}. No run picks an epoch or stops on the test set. A difference counts as real when it is "
+        "larger than twice its standard error. With 3 to 5 seeds a side that is a loose bar (the t distribution of so "
+        "few runs has wide tails): among many comparisons with no effect at all, about one in ten would still be "
+        "called real, so one \"real\" alone is weak evidence; \"noise\" means no difference was shown at these "
+        "seeds, not that there is none.", ""]
     md += ["### The networks on both data sets", ""] + _ranking(a_rows, b_rows, first, second)
     scatter = _scatter(a_rows, b_rows, first, second, out_dir)
     md += ["", f"![{scatter}]({scatter})"]
-    asked = comparisons(spec, b_rows)
+    asked = comparisons(spec)
     results = []
     if asked:
         md += ["", "### The comparisons on both data sets", ""]
         md += [f"Each row: the reused series' comparison, its difference (first network minus second, points) "
-               f"± its standard error, on {first} and on {second}.", ""]
-        cells = []
+               f"± its standard error, on {first} and on {second}. Same sign: in brackets where a side is noise (a "
+               f"sign within noise says little). Effect differs: the {second} difference minus the {first} one, "
+               "against the standard error of that difference; real there means the comparison comes out otherwise "
+               "on the two data sets, not only that one side reached the bar.", ""]
+        cells, missing = [], []
         for a, b, question in asked:
-            if a not in a_rows or b not in a_rows:
+            if not all(i in a_rows for i in (a, b)):
+                missing.append(f"{question} ({a} − {b})")
                 continue
             x = judged(_triple(a_rows[a]), _triple(a_rows[b]))
             y = judged(_triple(b_rows[a]), _triple(b_rows[b]))
             what = outcome(x, y)
-            results.append((question, a, b, x, y, what))
-            sign = "–" if x["d"] == 0 or y["d"] == 0 else "yes" if (x["d"] > 0) == (y["d"] > 0) else "no"
-            cells.append([question, f"{a} − {b}", _cell(x), _cell(y), sign,
+            gap = {"d": y["d"] - x["d"], "se": math.hypot(x["se"], y["se"])}
+            gap["real"] = None if math.isnan(gap["se"]) or gap["se"] == 0 else abs(gap["d"]) > 2 * gap["se"]
+            results.append((question, a, b, x, y, what, gap))
+            cells.append([question, f"{a} − {b}", _cell(x), _cell(y), _sign(x, y), _cell(gap),
                           what.replace("the first", first).replace("the second", second)])
         md += table.markdown([("Question", None), ("Notebooks", None), (f"{first}: difference ± SE", None),
-                              (f"{second}: difference ± SE", None), ("Same sign", None), ("Outcome", None)],
-                             cells, "All comparisons")
+                              (f"{second}: difference ± SE", None), ("Same sign", None),
+                              ("Effect differs (± SE)", None), ("Outcome", None)], cells, "All comparisons")
+        if missing:
+            md += ["", "Not run on both data sets yet: " + "; ".join(missing) + "."]
     if spec.report == "steps":
         md += ["", "### The goal's figures on both data sets", ""] + _goal(spec, a_rows, b_rows, first, second)
-    md += ["", f"### Where the networks err: the network best on {second}", ""]
+    md += ["", f"### Where the networks err: the network best on {first}", ""]
     md += _confusions(a_rows, b_rows, first, second, out_dir)
     md += ["", "### What transfers and what does not", ""] + _words(a_rows, b_rows, results, first, second)
     return md + [""]
@@ -155,6 +166,13 @@ def section(spec, full: list[dict], out_dir: Path, reference: Path | None = None
 def _seeds(rows: dict) -> str:
     seeds = sorted({s for row in rows.values() for s in row["seeds"]})
     return ", ".join(map(str, seeds))
+
+
+def _sign(x: dict, y: dict) -> str:
+    if x["d"] == 0 or y["d"] == 0:
+        return "–"
+    same = "yes" if (x["d"] > 0) == (y["d"] > 0) else "no"
+    return same if x["real"] and y["real"] else f"({same})"
 
 
 def _cell(j: dict) -> str:
@@ -227,7 +245,8 @@ def _pairs(conf: np.ndarray, ds, k: int = 5) -> str:
 
 
 def _confusions(a_rows, b_rows, first, second, out_dir: Path) -> list[str]:
-    it = max(b_rows, key=lambda i: b_rows[i]["final_mean"])
+    # shown for the reused page's best network: nothing here is picked by the new data set's test set
+    it = max(a_rows, key=lambda i: a_rows[i]["final_mean"])
     a, b = a_rows[it], b_rows[it]
     plt = plots._pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 5.8))
@@ -247,7 +266,7 @@ def _confusions(a_rows, b_rows, first, second, out_dir: Path) -> list[str]:
         ax.title.set_fontsize(9)
     fig.tight_layout()
     plots.save(fig, out_dir / "transfer_confusion.png")
-    md = [f"Notebook {it} ({b['name']}) has the highest {second} mean. Its confusion matrices on both data sets (mean "
+    md = [f"Notebook {it} ({b['name']}) has the highest {first} mean. Its confusion matrices on both data sets (mean "
           "count per seed over 10,000 test images; rows: true class):", "", "![transfer_confusion.png](transfer_confusion.png)", ""]
     for row, name in ((a, first), (b, second)):
         ds, conf = of_result(row["runs"][0]), _confusion(row)
@@ -263,37 +282,46 @@ def _words(a_rows, b_rows, results, first, second) -> list[str]:
     gaps = [b_rows[i]["final_mean"] - a_rows[i]["final_mean"] for i in its]
     spread = {n: max(r[i]["final_mean"] for i in its) - min(r[i]["final_mean"] for i in its)
               for n, r in ((first, a_rows), (second, b_rows))}
+    errors = {n: (100 - max(r[i]["final_mean"] for i in its), 100 - min(r[i]["final_mean"] for i in its))
+              for n, r in ((first, a_rows), (second, b_rows))}
     md = [f"- **The level.** Every network's {second} mean lies {min(gaps):+.2f} to {max(gaps):+.2f} points from its "
-          f"{first} mean. From the lowest to the highest network the means span {spread[first]:.2f} points on {first} "
-          f"and {spread[second]:.2f} on {second}."]
+          f"{first} mean: a held-out error of {errors[first][0]:.2f}-{errors[first][1]:.2f} % on {first} against "
+          f"{errors[second][0]:.2f}-{errors[second][1]:.2f} % on {second}. From the lowest to the highest network the "
+          f"means span {spread[first]:.2f} points on {first} and {spread[second]:.2f} on {second}; near a ceiling "
+          "differences in points are compressed, so a difference of the same size means more there."]
     if results:
         groups: dict[str, list[str]] = {}
-        for question, a, b, x, y, what in results:
-            groups.setdefault(what, []).append(f"{question} ({a} − {b}: {x['d']:+.2f} → {y['d']:+.2f})")
+        for question, a, b, x, y, what, gap in results:
+            differs = "; the effect differs between the data sets" if gap["real"] else ""
+            groups.setdefault(what, []).append(f"{question} ({a} − {b}: {x['d']:+.2f} → {y['d']:+.2f}{differs})")
         order = ["transfers", "reverses", "shown on the first only", "shown on the second only", "shown on neither",
                  "no spread to judge by"]
         say = {"transfers": "Transfers (real on both data sets, in the same direction)",
                "reverses": "Reverses (real on both, in opposite directions)",
                "shown on the first only": f"Real on {first}, not shown on {second}",
-               "shown on the second only": f"Not shown on {first}, real on {second} (a difference {first} hid)",
+               "shown on the second only": f"Not shown on {first}, real on {second}",
                "shown on neither": "Shown on neither data set",
                "no spread to judge by": "Not judged (one run, no spread)"}
+        differ = sum(bool(gap["real"]) for *_, gap in results)
         md.append(f"- **The comparisons** ({len(results)}): "
                   + ", ".join(f"{len(groups[k])} {k.replace('the first', first).replace('the second', second)}"
-                              for k in order if k in groups) + ".")
+                              for k in order if k in groups)
+                  + f". In {differ} of them the effect itself differs between the data sets by more than twice its "
+                  "standard error; a verdict that is real on one side only is not by itself a difference between "
+                  "them.")
         md += [f"  - {say[k]}: " + "; ".join(groups[k]) + "." for k in order if k in groups]
     xa, xb = [a_rows[i]["final_mean"] for i in its], [b_rows[i]["final_mean"] for i in its]
     rho, p = spearman(xa, xb), permutation_p(xa, xb)
     ordered = sorted(its, key=lambda i: -a_rows[i]["final_mean"])
     apart = sum(bool(real(_triple(a_rows[i]), _triple(a_rows[j]))) for i, j in zip(ordered, ordered[1:]))
     if p is None:
-        strength = f"ρ = {rho:+.2f} over {len(its)} networks"
-    elif p < 0.05:
-        strength = (f"ρ = {rho:+.2f}, which a random order reaches in {p:.1%} of cases: the order on {first} "
-                    f"carries over to {second} at large")
+        strength = f"ρ = {rho:+.2f} over {len(its)} networks (no exact p-value for so many or so few)"
     else:
-        strength = (f"ρ = {rho:+.2f}, which a random order reaches in {p:.1%} of cases: these networks do not "
-                    f"show that the order on {first} carries over to {second}")
+        floor = f" (the smallest share {len(its)} networks allow is 1 in {math.factorial(len(its)):,})"
+        strength = (f"ρ = {rho:+.2f}; a random order agrees at least as well in {p:.1%} of cases{floor}: "
+                    + (f"the two orders agree more than chance would have them, which does not say that each pair "
+                       f"keeps its order" if p < 0.05 else
+                       f"these {len(its)} networks do not show that the order on {first} carries over to {second}"))
     md.append(f"- **The order of the networks.** {strength}. On {first}, {apart} of the {len(its) - 1} neighbouring "
               f"pairs in its order differ by more than twice their standard error, so its order is only as firm as "
               f"that.")
