@@ -322,7 +322,10 @@ def _words(a_rows, b_rows, results, first, second) -> list[str]:
                     + (f"the two orders agree more than chance would have them, which does not say that each pair "
                        f"keeps its order" if p < 0.05 else
                        f"these {len(its)} networks do not show that the order on {first} carries over to {second}"))
+    epochs = sorted({a_rows[i]["epochs"] for i in its})
+    longer = (f" The networks also train for different numbers of epochs ({', '.join(map(str, epochs))}), which alone "
+              "orders them alike on both." if len(epochs) > 1 else "")
     md.append(f"- **The order of the networks.** {strength}. On {first}, {apart} of the {len(its) - 1} neighbouring "
               f"pairs in its order differ by more than twice their standard error, so its order is only as firm as "
-              f"that.")
+              f"that.{longer}")
     return md
