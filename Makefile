@@ -12,7 +12,8 @@ STAMP   := $(VENV)/.installed$(if $(EXTRAS),-$(EXTRAS),)
 # of the recipe that gives the committed numbers (float sums depend on the thread count).
 WORKERS ?=
 SEEDS   ?=
-# empty: each series with the seeds of its committed results (its series.json "seeds": 0 1 2, and 0-4 for under8k)
+# empty: each series with the seeds of its committed results (its series.json "seeds": 0 1 2, and 0-4 for under8k
+# and under8k_fashion)
 
 .PHONY: setup data kernel lab reproduce publish report test test-all bench refresh-notebooks browser screenshots gpu-kit gpu-slim gpu-full
 

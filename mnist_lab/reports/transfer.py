@@ -102,12 +102,14 @@ def permutation_p(x: list[float], y: list[float]) -> float | None:
 def section(spec, full: list[dict], out_dir: Path, reference: Path | None = None) -> list[str]:
     """The page's "Does it transfer?" section. `full`: this series' full runs; `reference`: the reused
     series' results folder (default: its committed one, reports/<reused>/results)."""
+    # named as the repository names it: the same page wherever the committed folder is read from
+    where = f"reports/{spec.reuses}/" if reference is None else f"{paths.portable(Path(reference).parent)}/"
     reference = Path(reference or paths.reports_dir() / spec.reuses / "results")
     base = [r for r in load_results(reference, warn=lambda _: None) if not r["smoke"]] if reference.is_dir() else []
     first, second = data_name(base), data_name(full)
     head = [f"## Does it transfer? {first} against {second}", ""]
     if not base:
-        return head + [f"No full runs of {spec.reuses} in {paths.portable(reference)} to compare with.", ""]
+        return head + [f"No full runs of {spec.reuses} in {where}results to compare with.", ""]
     a_rows = own_rows(summarize(base), defaults_of(notebooks_of(base)))
     b_rows = own_rows(summarize(full), defaults_of(notebooks_of(full), spec.settings))
     both = sorted(set(a_rows) & set(b_rows))
@@ -119,7 +121,7 @@ def section(spec, full: list[dict], out_dir: Path, reference: Path | None = None
     md = head + [
         f"Each notebook at its own recipe, unchanged but for {changed or 'nothing'}: held-out accuracy after the final "
         f"epoch, mean ± std over seeds. {first}: the committed runs of `{spec.reuses}` "
-        f"({paths.portable(reference.parent)}/), seeds {_seeds(a_rows)}; {second}: this page's runs, seeds "
+        f"({where}), seeds {_seeds(a_rows)}; {second}: this page's runs, seeds "
         f"{_seeds(b_rows)}. No run picks an epoch or stops on the test set. A difference counts as real when it is "
         "larger than twice its standard error. With 3 to 5 seeds a side that is a loose bar (the t distribution of so "
         "few runs has wide tails): among many comparisons with no effect at all, about one in ten would still be "
