@@ -205,13 +205,15 @@ def _scatter(a_rows, b_rows, first, second, out_dir: Path) -> str:
     for it in sorted(a_rows):
         a, b = a_rows[it], b_rows[it]
         ax.errorbar(a["final_mean"], b["final_mean"], xerr=np.nan_to_num(a["final_std"]),
-                    yerr=np.nan_to_num(b["final_std"]), fmt="o", ms=5, capsize=3, color=plots.notebook_colour(it))
-        ax.annotate(f"{it} {a['name']}\n{a['params']:,} params", (a["final_mean"], b["final_mean"]),
-                    textcoords="offset points", xytext=(6, 4), fontsize=7)
+                    yerr=np.nan_to_num(b["final_std"]), fmt="o", ms=5, capsize=3, color=plots.notebook_colour(it),
+                    label=f"{it} {a['name']} ({a['params']:,} params)")
+        # the number by the point, the name in the legend: close networks' names would overlap
+        ax.annotate(str(it), (a["final_mean"], b["final_mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set(xlabel=f"{first}: held-out accuracy, final epoch (%)", ylabel=f"{second}: held-out accuracy, final epoch (%)",
            title=f"Each network on both data sets (mean ± std over seeds)")
-    ax.margins(0.25)
+    ax.margins(0.15)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     name = "transfer_accuracy.png"
     plots.save(fig, out_dir / name)
