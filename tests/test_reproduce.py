@@ -293,9 +293,11 @@ def test_version_and_run_help(capsys):
     with pytest.raises(SystemExit):
         cli.main(["run", "--help"])
     text = capsys.readouterr().out
-    for name in ("study", "baselines", "frameworks", "under8k"):
+    for name in ("study", "baselines", "frameworks", "under8k", "study_fashion", "under8k_fashion"):
         assert f"  {name} " in text
-    assert "epochs (int)" in text and "lr (float)" in text and "framework (str)" in text
+    # every key whole on one line, whatever the order of keys puts at a line's end
+    for key in ("epochs (int)", "lr (float)", "framework (str)", "dataset (str)"):
+        assert key in text
     assert cli.parser().parse_args(["run", "--tiny"]).smoke  # the other name, accepted
 
 
