@@ -34,7 +34,7 @@ def _tables(text: str) -> list[list[list[str]]]:
     return found
 
 
-@pytest.mark.parametrize("name", ["study", "baselines", "frameworks", "under8k"])
+@pytest.mark.parametrize("name", ["study", "baselines", "frameworks", "under8k", "study_fashion", "under8k_fashion"])
 def test_no_committed_table_repeats_a_setting_on_every_row(name):
     for head, *rows in _tables((REPORTS / name / "README.md").read_text()):
         if len(rows) < 2:
