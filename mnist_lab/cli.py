@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -373,24 +374,10 @@ def _run_epilog() -> str:
         for nb in s.notebooks.values():
             keys.update({k: t for k, t in notebook_parameters(nb).items() if k not in PER_RUN})
     lines += ["", "keys for --set KEY=VALUE and --grid KEY=V1,V2 (what the notebooks take):",
-              *_fill_items([f"{k} ({t})" for k, t in sorted(keys.items())], 100, "  ")]
+              # "\0" holds each key to its type while textwrap wraps, so that no line ends inside "epochs (int)"
+              textwrap.fill(", ".join(f"{k}\0({t})" for k, t in sorted(keys.items())), 100,
+                            initial_indent="  ", subsequent_indent="  ").replace("\0", " ")]
     return "\n".join(lines)
-
-
-def _fill_items(items: list[str], width: int, indent: str) -> list[str]:
-    """Comma-separated items in lines of at most width, never breaking inside an item
-    (a reader, or a grep, finds "epochs (int)" whole)."""
-    lines, line = [], ""
-    for i, item in enumerate(items):
-        piece = item + ("," if i < len(items) - 1 else "")
-        if line and len(indent) + len(line) + 1 + len(piece) > width:
-            lines.append(indent + line)
-            line = piece
-        else:
-            line = f"{line} {piece}" if line else piece
-    if line:
-        lines.append(indent + line)
-    return lines
 
 
 def _version() -> str:
