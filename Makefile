@@ -15,7 +15,7 @@ SEEDS   ?=
 # empty: each series with the seeds of its committed results (its series.json "seeds": 0 1 2, and 0-4 for under8k
 # and under8k_fashion)
 
-.PHONY: setup data kernel lab reproduce publish report test test-all bench refresh-notebooks browser screenshots gpu-kit gpu-slim gpu-full
+.PHONY: setup data kernel lab reproduce publish report test test-all test-gpu-kit bench refresh-notebooks browser screenshots gpu-kit gpu-slim gpu-full
 
 setup: $(STAMP) data kernel
 
@@ -62,13 +62,15 @@ report: data
 bench: setup
 	$(BIN)/mnist-lab bench
 
-# The fast tier: every module's unit and oracle tests, then each notebook once as a smoke run under nbval
-# (strict: it compares the stored outputs, and so also checks all that --nbval-lax would).
+# The fast tier, on every core (pytest-xdist, one torch thread per worker): every module's unit and oracle tests, the
+# fast integration and artefact tests, then under nbval (strict: it compares the stored outputs, and so also checks
+# all that --nbval-lax would) one declared notebook per series folder and every notebook changed against main
+# (tests/fast_notebooks.py), each as a smoke run, one notebook per worker. `make test-all` runs every notebook.
 test: setup
-	$(BIN)/python -m pytest -m "not slow" tests
-	$(BIN)/python -m pytest --nbval notebooks
+	$(BIN)/python -m pytest -n auto -m "not slow" tests
+	$(BIN)/python -m pytest -n auto --dist loadscope --nbval $$($(BIN)/python tests/fast_notebooks.py)
 
-# The browser test's tools (tests/test_browser.py: JupyterLab driven by Playwright): Playwright from PyPI, and
+# The browser test's tools (tests/integration/test_browser.py: JupyterLab driven by Playwright): Playwright from PyPI, and
 # Debian's Chromium, installed as root with apt-get (Playwright's own browser download needs the internet and is
 # not used). Where Chromium cannot be installed, that test is skipped with its reason.
 browser: $(VENV)/.browser
@@ -82,20 +84,27 @@ $(VENV)/.browser: $(STAMP)
 
 # The README's pictures of the explorer and the pad, taken by the browser test.
 screenshots: setup browser
-	MNIST_LAB_SCREENSHOTS=docs/img $(BIN)/python -m pytest -s tests/test_browser.py
+	MNIST_LAB_SCREENSHOTS=docs/img $(BIN)/python -m pytest -s tests/integration/test_browser.py
 
-# Every test (what CI runs): the fast tier and the slow one (bit-for-bit remakes, series-level runs, the
-# Dask cluster, benchmarks, an installed copy, the drawing window under Xvfb, a virtual screen, and a study
-# notebook run in JupyterLab in Chromium; where Xvfb or Chromium cannot be installed, that test is skipped with
-# its reason), then the machine-bound tests again as on another CPU.
+# Every test (what CI runs), on every core: the fast tier and the slow one (bit-for-bit remakes, series-level runs, the
+# Dask cluster, benchmarks, an installed copy, every committed checkpoint rescored, the drawing window under Xvfb, a
+# virtual screen, and a study notebook run in JupyterLab in Chromium; where Xvfb or Chromium cannot be installed, that
+# test is skipped with its reason), then the machine-bound tests again as on another CPU, then every notebook under
+# nbval. The GPU kit's stand-in check is `make test-gpu-kit`.
 test-all: setup browser
 	@command -v Xvfb >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  (apt-get install -y -qq xvfb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq xvfb >/dev/null)); } || \
 	  echo "Xvfb not available: the drawing-window test will be skipped"
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -n auto -m "not gpu_kit" tests
 	@echo "The machine-bound tests again as on another CPU (torch with no vector instructions): each skips its bit-for-bit check, naming what differs, and checks the rest"
-	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest tests/test_committed_*.py tests/test_augment.py -k "remake or plan_now or rotation_grid"
-	$(BIN)/python -m pytest --nbval notebooks
+	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest -n auto tests/artefacts/test_committed_*.py tests/unit/test_augment.py -k "remake or plan_now or rotation_grid"
+	$(BIN)/python -m pytest -n auto --dist loadscope --nbval notebooks
+
+# Before carrying a GPU kit to a GPU machine (docs/gpu.md): the whole GPU check on the CPU in a stand-in of that
+# machine's image (Python 3.12, torch 2.11; about 3.5 GB downloaded once into ~/.cache/mnist_lab), and the core unit
+# tests under that torch.
+test-gpu-kit: setup
+	$(BIN)/python -m pytest -m gpu_kit tests
 
 # After changing a network: re-record the outputs nbval checks (summary tables) in notebooks/.
 refresh-notebooks: setup

@@ -15,6 +15,9 @@ from .errors import LabError
 from .frameworks import FRAMEWORKS, KERAS_BACKENDS
 
 SMOKE_ENV = "MNIST_LAB_SMOKE"  # "1" turns every run into a smoke run (used by the notebook tests)
+# "1": no frontend is attached (a papermill or nbval kernel), so nothing renders widgets: explore() and pad()
+# build only the static display such a run keeps. Set by the runner and by the notebook tests.
+BATCH_ENV = "MNIST_LAB_BATCH"
 EXPECT_ENV = "MNIST_LAB_EXPECT_RUN"  # set by the runner: the run id it planned, which record() must match
 RESULTS_ENV = "MNIST_LAB_RESULTS"  # where result files go, overriding results_dir (keeps test runs out of reports/)
 STAGE_ENV = "MNIST_LAB_STAGE"  # set on a cluster worker: write the files here; the client puts them in results_dir

@@ -4,7 +4,9 @@ Without it, nbval would train every network at full length (hours on a CPU) and 
 into the repository. With it, each notebook runs in smoke mode (20 batches, 2 epochs) in the
 environment pytest runs in, its result files go to a temporary folder that is removed at the end,
 and nothing is left behind. `--full-length` runs them as written (the results still go to the
-temporary folder: nbval checks notebooks, it does not make results).
+temporary folder: nbval checks notebooks, it does not make results). No frontend renders widgets there, so
+`explore()` and `pad()` build only their static display (batch mode). Under pytest-xdist (`-n 2`), the
+kernels share the cores (one thread each on two cores) instead of each starting a thread per core.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import tempfile
 
 import pytest
 
-from .config import RESULTS_ENV, SMOKE_ENV
+from .config import BATCH_ENV, RESULTS_ENV, SMOKE_ENV
 
 _TMP, _ENV, _SAVED = "_mnist_lab_nbval_tmp", "_mnist_lab_nbval_env", "_mnist_lab_saved_env"
 
@@ -31,13 +33,24 @@ def pytest_configure(config):
         return
     tmp = tempfile.mkdtemp(prefix="mnist_lab_nbval_")
     setattr(config, _TMP, tmp)
-    env = {RESULTS_ENV: tmp}
+    env = {RESULTS_ENV: tmp, BATCH_ENV: "1"}
     if not opt.full_length:
         env[SMOKE_ENV] = "1"
+    workers = _xdist_workers(config)
+    if workers > 1:  # torch's default thread count (the notebooks' threads=0) and NumPy's BLAS follow these
+        share = str(max(1, (os.cpu_count() or 1) // workers))
+        env.update({k: share for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+                    if k not in os.environ})  # a count the user set stands
     setattr(config, _ENV, env)
     if not getattr(opt, "nbval_kernel_name", None):
         # The notebooks name the `mnist-lab` kernel (for Jupyter); under pytest, use pytest's own environment.
         opt.nbval_current_env = True
+
+
+def _xdist_workers(config) -> int:
+    """How many pytest-xdist workers run tests side by side (1 without xdist); set in each worker process."""
+    given = (getattr(config, "workerinput", None) or {}).get("workercount")
+    return int(given or os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -1,3 +1,8 @@
+"""Shared by every test: the repository root, the real data, the committed results read once per process, and the
+helpers the artefact tests share. The tests follow the package: tests/unit (a file per module or wing),
+tests/integration (the runner, papermill, kernels, a cluster, a browser), tests/artefacts (the committed results,
+reports and layout)."""
+import functools
 import json
 import os
 import struct
@@ -9,6 +14,16 @@ import torch
 from mnist_lab import fetch, machine
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker is one of several processes sharing the cores: one torch thread each (and one
+    for the kernels and subprocesses they start), so that two workers on two cores do not each start two threads.
+    A test that sets its own thread count still gets it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = "1"
+        torch.set_num_threads(1)
 
 
 def real_data_root() -> Path:
@@ -40,18 +55,27 @@ def tiny_images():
     return images, labels
 
 
+@functools.cache
+def held_out(root: str, dataset: str = "mnist"):
+    """A data set's held-out images, loaded and verified once per test process (each rescoring used to load them)."""
+    from mnist_lab import Config, MNISTData
+
+    cfg = Config(device="cpu", data_dir=root, dataset=dataset)
+    return cfg, MNISTData.for_config(cfg, "cpu").test
+
+
 def rescore(checkpoint: Path, mnist_root: Path, result: dict) -> int:
     """Rebuild a committed checkpoint's network, check it is the result file's, and count the held-out
     images it gets right with one thread (as the run evaluated it)."""
-    from mnist_lab import Config, MNISTData, evaluate, load_model
+    from mnist_lab import evaluate, load_model
 
     model = load_model(checkpoint)
     assert model.num_params() == result["params"] and model.blocks == result["blocks"]
+    cfg, test = held_out(str(mnist_root))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        cfg = Config(device="cpu", data_dir=str(mnist_root))
-        return evaluate(model, MNISTData.for_config(cfg, "cpu").test, cfg)["correct"]
+        return evaluate(model, test, cfg)["correct"]
     finally:
         torch.set_num_threads(threads)
 
@@ -70,9 +94,14 @@ def regenerate_report(name: str, tmp_path: Path, mnist_root: Path, monkeypatch) 
     return reports.build(tmp_path / name, series.load(ROOT / "notebooks" / name), data_dir=mnist_root).read_text()
 
 
+@functools.cache
+def _committed_texts(name: str) -> tuple[tuple[str, str], ...]:
+    return tuple((p.name, p.read_text()) for p in sorted((ROOT / "reports" / name / "results").glob("*.json")))
+
+
 def committed(name: str) -> dict[str, dict]:
-    """A series' committed result files, {file name: result}."""
-    return {p.name: json.loads(p.read_text()) for p in sorted((ROOT / "reports" / name / "results").glob("*.json"))}
+    """A series' committed result files, {file name: result} (read once per process, a fresh copy each call)."""
+    return {file: json.loads(text) for file, text in _committed_texts(name)}
 
 
 def check_the_committed_plan(name: str):
@@ -142,3 +171,43 @@ def check_bit_for_bit(new: dict, new_dir: Path, old: dict, old_dir: Path):
     sa, sb = (torch.load(Path(d) / r["checkpoint"], weights_only=True)["state_dict"]
               for d, r in ((new_dir, new), (old_dir, old)))
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# A study result file as the runner writes it, for the report tests (no training behind it).
+@functools.cache
+def study_notebook(it: int) -> dict:
+    """What the runner records of study notebook `it` in its result files."""
+    from mnist_lab import series
+
+    return series.own_recipe(series.load(ROOT / "notebooks" / "study").notebooks[it])
+
+
+def fake_result(it, seed, final, smoke=False):
+    from mnist_lab.iterations import BLOCKS, EPOCHS, LR
+    from mnist_lab.net import Net
+
+    h = [{"epoch": e, "lr": LR[it], "train_loss": 0.1, "train_acc": 98.0, "test_loss": 0.05,
+          "test_acc": final - 0.1 * (EPOCHS[it] - e), "test_correct": 0, "seconds": 2.0}
+         for e in range(1, EPOCHS[it] + 1)]
+    return {"iteration": it, "name": f"it{it}", "params": Net(BLOCKS[it]).num_params(), "seed": seed,
+            "epochs": EPOCHS[it], "batch_size": 64, "lr": LR[it], "device": "cpu", "device_name": "x86_64",
+            "threads": 1, "torch": "2.14.1", "python": "3.11.7", "dataset": "MNIST", "test_size": 10_000,
+            "smoke": smoke, "blocks": BLOCKS[it], "config": {"val_fraction": 0.0, "scheduler": "step"},
+            "history": h, "final_test_acc": final, "final_train_acc": 98.0, "wall_seconds": 2.0 * EPOCHS[it],
+            "confusion": [[100 if i == j else 0 for j in range(10)] for i in range(10)], "mistakes": [], "checkpoint": f"it{it}_seed{seed}.pt",
+            "notebook": study_notebook(it), "variant": {}}
+
+
+
+AVERAGED = ("train_loss", "train_acc", "val_loss", "val_acc")  # per-epoch means over batches: float32 sums
+
+
+def same_run(a: dict, b: dict):
+    """Two histories of the same arithmetic: held-out figures and learning rates equal, averages to float32."""
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert {k: v for k, v in x.items() if k not in AVERAGED + ("seconds",)} == \
+               {k: v for k, v in y.items() if k not in AVERAGED + ("seconds",)}
+        keys = [k for k in AVERAGED if k in x]
+        assert keys == [k for k in AVERAGED if k in y]
+        assert [x[k] for k in keys] == pytest.approx([y[k] for k in keys], rel=1e-5)

@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from ..config import EXPECT_ENV, PLACE_ENV, RESULTS_ENV
+from ..config import BATCH_ENV, EXPECT_ENV, PLACE_ENV, RESULTS_ENV
 from ..io import atomic_write_json
 from ..paths import base, portable
 from ..results import read_result
@@ -27,7 +27,8 @@ def papermill_command(notebook: str, output: str, cwd: str, params: dict) -> lis
 def job_vars(job: Job) -> dict[str, str]:
     """The environment variables a job sets for its papermill process (the rest is the machine's)."""
     out = {EXPECT_ENV: job.result.stem,  # record() refuses to write under any other identity
-           PLACE_ENV: json.dumps(job.place)}
+           PLACE_ENV: json.dumps(job.place),
+           BATCH_ENV: "1"}  # no frontend: explore() and pad() build only the static display the notebook keeps
     if job.params.get("threads"):  # NumPy's BLAS takes its thread count from these, when it starts
         out.update({k: str(job.params["threads"]) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     return out

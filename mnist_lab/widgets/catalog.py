@@ -142,28 +142,28 @@ class Catalog:
     skipped: list[str] = field(default_factory=list)  # one line per unusable result file
 
     @classmethod
-    def load(cls, folders=None) -> "Catalog":
+    def load(cls, folders=None, only=None) -> "Catalog":
         """`folders`: results folders (or one); by default every series' committed results
-        (reports/<series>/results) and your own runs (runs/<series>/results)."""
+        (reports/<series>/results) and your own runs (runs/<series>/results). `only`: one of `folders`, the
+        one read, named as among them all (a static display of one run set needs no other)."""
         if folders is None:
             folders = default_folders()
         elif isinstance(folders, (str, Path)):
             folders = [folders]
-        cat = cls()
-        for folder in folders:
-            folder = Path(folder)
+        cat, read = cls(), []
+        for folder, name in named(folders):
+            if only is not None and folder != Path(only):
+                continue
+            read.append(folder)
             if not folder.is_dir():
                 raise LabError(f"no results folder {paths.shown(folder)}: run a notebook of the series first "
                                "(its record cell writes there), or give explore() another folder")
             runs = load_results(folder, warn=cat.skipped.append)
-            name = name_of(folder)
-            while name in cat.folders():  # two folders that end alike stay apart
-                name += "'"
             for row in summarize(runs):
                 cat.sets.append(RunSet(name, sorted(row["runs"], key=lambda r: r["seed"])))
         if not cat.sets:
             why = f"; skipped: {' | '.join(cat.skipped)}" if cat.skipped else ""
-            raise LabError(f"no usable result files in {', '.join(paths.shown(f) for f in folders)}{why}: run a "
+            raise LabError(f"no usable result files in {', '.join(paths.shown(f) for f in read)}{why}: run a "
                            "notebook first (its record cell writes one), or give explore() another folder")
         return cat
 
@@ -181,6 +181,14 @@ class Catalog:
         mine = [s for s in self.sets if (s.folder, s.notebook, s.framework) == (folder, notebook, framework)]
         return sorted(mine, key=lambda s: (-len(s.runs), s.first["smoke"], s.first.get("epochs_planned", 0),
                                            s.first["batch_size"], s.first["lr"], s.recipe))
+
+    def first(self) -> tuple[RunSet, object]:
+        """What the explorer opens on without a run to start from: the first folder, notebook, framework and
+        recipe, as the mean over its seeds (MEAN) where it has several."""
+        folder = self.folders()[0]
+        notebook = self.notebooks(folder)[0]
+        rs = self.recipes(folder, notebook, self.frameworks(folder, notebook)[0])[0]
+        return rs, MEAN if len(rs.seeds) > 1 else rs.seeds[0]
 
     def find(self, result_path) -> tuple[RunSet, int]:
         """The run set holding the result file `result_path`, and its seed."""
@@ -200,6 +208,19 @@ def name_of(folder: Path) -> str:
     if Path(shown).is_absolute():
         shown = "…/" + "/".join(Path(shown).parts[-2:])
     return shown[:-len("/results")] if shown.endswith("/results") else shown
+
+
+def named(folders) -> list[tuple[Path, str]]:
+    """Each results folder with the name the explorer lists it by; of two that end alike, the later one's is
+    marked (')."""
+    out, taken = [], set()
+    for folder in map(Path, folders):
+        name = name_of(folder)
+        while name in taken:
+            name += "'"
+        taken.add(name)
+        out.append((folder, name))
+    return out
 
 
 def default_folders() -> list[Path]:

@@ -3,11 +3,13 @@
 A small anywidget (drawpad.js): the page sends each finished stroke as canvas points, and the kernel inks the
 strokes into an image (digitize.drawing, shared with `mnist-lab draw`) and classifies it with the same
 preprocessing as `mnist-lab predict`. Since the kernel never needs the canvas's pixels, the pad works, and is
-tested, without a browser: `Pad.stroke(points)` is what the page does.
+tested, without a browser: `Pad.stroke(points)` is what the page does. In batch mode ($MNIST_LAB_BATCH=1: a
+papermill or nbval kernel) `pad()` makes only the line such a run shows, without listing every checkpoint.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import anywidget
@@ -16,10 +18,11 @@ import traitlets as T
 
 from .. import paths
 from ..checkpoint import load_model, result_of
+from ..config import BATCH_ENV
 from ..digitize import PAD, PEN, classify, drawing
 from ..errors import LabError
 from ..reports import best_checkpoint
-from .catalog import Catalog
+from .catalog import Catalog, default_folders
 
 HINT = "Draw a digit with the mouse"
 
@@ -108,9 +111,26 @@ class PadBox(W.VBox):
 
     def _repr_mimebundle_(self, **kwargs):
         data = super()._repr_mimebundle_(**kwargs)
-        data["text/plain"] = (f"drawing pad ({self.pad.model_name}): needs a Jupyter frontend with widgets; "
-                              "elsewhere use `mnist-lab draw` or `mnist-lab predict`")
+        data["text/plain"] = pad_line(self.pad.model_name)
         return data
+
+
+class StaticPad:
+    """pad() in batch mode: the line the pad shows where no frontend renders widgets, without the pad."""
+
+    def __init__(self, model_name: str):
+        self.model_name = model_name
+
+    def _repr_mimebundle_(self, **kwargs):
+        return {"text/plain": pad_line(self.model_name)}
+
+    def __repr__(self):
+        return pad_line(self.model_name)
+
+
+def pad_line(model_name: str) -> str:
+    return (f"drawing pad ({model_name}): needs a Jupyter frontend with widgets; "
+            "elsewhere use `mnist-lab draw` or `mnist-lab predict`")
 
 
 def _own_label(checkpoint: Path) -> str:
@@ -145,9 +165,11 @@ def checkpoint_of(target) -> Path:
     return p
 
 
-def pad(target=None) -> PadBox:
+def pad(target=None) -> PadBox | StaticPad:
     """The drawing pad. `target`: a checkpoint (.pt) or the result file of a run (what `record` returns);
-    by default the study's best model. Every checkpoint in reports/ and runs/ is on its model list."""
+    by default the study's best model. Every checkpoint in reports/ and runs/ is on its model list. In batch
+    mode, only the line the pad shows there (StaticPad), from the model's own results folder; the model is
+    still loaded, so that a damaged one is refused as the pad refuses it."""
     if target is None:
         start = _best()
         if start is None:
@@ -159,12 +181,22 @@ def pad(target=None) -> PadBox:
         raise LabError(f"{paths.shown(start)} is a folder: pass a checkpoint (.pt) or a run's result file (.json)")
     if not start.is_file():
         raise LabError(f"no checkpoint {paths.shown(start)}: train one with `mnist-lab run`, or pass another")
-    choices, seen = [], set()
+    best = _best() if target is not None else start  # looked up once: it reads the study's result files
+    default, start_key = best is not None and start.resolve() == best, str(start.resolve())
+    if os.environ.get(BATCH_ENV) == "1":
+        load_model(start_key, default=default)
+        return StaticPad(_label(_offer(_sets_beside(start), best, start), start_key))
     try:
         sets = Catalog.load().sets
     except LabError:
         sets = []
-    best = _best() if target is not None else start  # looked up once: it reads the study's result files
+    return PadBox(_offer(sets, best, start), start_key, default=default)
+
+
+def _offer(sets, best: Path | None, start: Path) -> list[tuple[str, str]]:
+    """The model list: (label, resolved checkpoint) for each run of `sets` but the committed smoke runs, and
+    `start` first where it is none of them."""
+    choices, seen = [], set()
     for s in sets:
         for r in s.runs:
             if r["smoke"] and s.folder.startswith("reports"):
@@ -182,4 +214,21 @@ def pad(target=None) -> PadBox:
     start_key = str(start.resolve())
     if start_key not in seen:
         choices.insert(0, (_own_label(start), start_key))
-    return PadBox(choices, start_key, default=best is not None and start.resolve() == best)
+    return choices
+
+
+def _sets_beside(checkpoint: Path) -> list:
+    """The run sets of the results folder in reports/ or runs/ that holds `checkpoint`, named as on the full
+    model list; none where it lies elsewhere."""
+    try:
+        folders = default_folders()
+    except LabError:
+        return []
+    here = {checkpoint.parent.resolve(), checkpoint.resolve().parent}
+    mine = next((f for f in folders if f.resolve() in here), None)
+    if mine is None:
+        return []
+    try:
+        return Catalog.load(folders, only=mine).sets
+    except LabError:
+        return []

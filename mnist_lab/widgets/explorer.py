@@ -5,18 +5,21 @@ accuracy, the per-epoch curves and the confusion matrix follow. A click on a cel
 held-out digits behind it, each with the model's top probabilities. The Compare tab puts a second run set
 beside the first: both curves on one axis, and the difference in accuracy judged against seed noise as the
 reports judge it. Where no frontend renders widgets (nbval, papermill, a notebook viewer), the same
-display is a static figure and a text summary.
+display is a static figure and a text summary; in batch mode ($MNIST_LAB_BATCH=1: a papermill or nbval
+kernel, where nothing else is ever shown) explore() makes only that, from the one run set it shows.
 """
 from __future__ import annotations
 
 import base64
 import html
 import io
+import os
 from pathlib import Path
 
 import ipywidgets as W
 from matplotlib.figure import Figure
 
+from ..config import BATCH_ENV
 from ..errors import LabError
 from ..reports.stats import verdict
 from . import digits as D
@@ -98,8 +101,12 @@ class Picker(W.VBox):
         return MEAN if self.seed.value == -1 else self.seed.value
 
     def describe(self) -> str:
-        seed = "mean over seeds" if self.chosen_seed is MEAN else f"seed {self.chosen_seed}"
-        return f"{self.runset.folder} {self.runset.notebook} ({self.runset.framework}, {seed})"
+        return describe(self.runset, self.chosen_seed)
+
+
+def describe(rs, seed) -> str:
+    """A run set and a seed (or MEAN) in a line: what the explorer names its choice by."""
+    return f"{rs.folder} {rs.notebook} ({rs.framework}, {'mean over seeds' if seed is MEAN else f'seed {seed}'})"
 
 
 def counterpart(catalog: Catalog, start):
@@ -240,11 +247,32 @@ class Explorer(W.VBox):
     def _repr_mimebundle_(self, **kwargs):
         """The widget for a frontend that renders widgets; a figure and a text summary for the rest."""
         data = super()._repr_mimebundle_(**kwargs)
-        rs, seed = self.picker.runset, self.picker.chosen_seed
-        data["image/png"] = base64.b64encode(_png(static_figure(self.picker.describe(), rs, seed))).decode()
-        data["text/plain"] = (f"{self.picker.describe()}: held-out test accuracy {_acc(rs.accuracy(seed))}, "
-                              f"{rs.first['params']:,} parameters; explore() needs a Jupyter frontend with widgets")
+        data.update(static_display(self.picker.runset, self.picker.chosen_seed))
         return data
+
+
+class StaticExplorer:
+    """explore() in batch mode: the explorer's static display of one run set, without its widgets."""
+
+    def __init__(self, runset, seed):
+        self.runset, self.seed = runset, seed
+
+    def _repr_mimebundle_(self, **kwargs):
+        return static_display(self.runset, self.seed)
+
+    def __repr__(self):
+        return summary_line(self.runset, self.seed)
+
+
+def static_display(rs, seed) -> dict:
+    """What a viewer without widgets shows of a run set and seed: a figure (PNG, base64) and a line."""
+    return {"image/png": base64.b64encode(_png(static_figure(describe(rs, seed), rs, seed))).decode(),
+            "text/plain": summary_line(rs, seed)}
+
+
+def summary_line(rs, seed) -> str:
+    return (f"{describe(rs, seed)}: held-out test accuracy {_acc(rs.accuracy(seed))}, {rs.first['params']:,} "
+            "parameters; explore() needs a Jupyter frontend with widgets")
 
 
 def judge(b, a) -> str:
@@ -342,21 +370,37 @@ def static_figure(title: str, rs, seed) -> Figure:
     return fig
 
 
-def explore(target=None, data_dir=None) -> Explorer:
+def explore(target=None, data_dir=None) -> Explorer | StaticExplorer:
     """The explorer. `target`: a result file (what `record` returns: the explorer opens on that run, beside
     every committed series to compare with), a results folder (only its runs), or None (every series'
-    committed results in reports/ and your runs in runs/)."""
+    committed results in reports/ and your runs in runs/). In batch mode, only what it opens on, as its static
+    display (StaticExplorer), read from the folder of that run set alone."""
+    folders, start = _sources(target)
+    batch = os.environ.get(BATCH_ENV) == "1"
+    if batch:
+        try:
+            catalog = Catalog.load(folders, only=folders[0] if start is None else start.parent)
+            return StaticExplorer(*(catalog.first() if start is None else catalog.find(start)))
+        except LabError:  # that folder alone is not enough: read them all, to raise (or show) what the explorer does
+            pass
+    catalog = Catalog.load(folders)
+    opening = None if start is None else catalog.find(start)
+    if batch:
+        return StaticExplorer(*(opening or catalog.first()))
+    return Explorer(catalog, start=opening, data_dir=data_dir)
+
+
+def _sources(target) -> tuple[list[Path], Path | None]:
+    """The results folders explore(target) reads, and the result file it opens on (None: the first run set)."""
     if target is None:
-        return Explorer(Catalog.load(), data_dir=data_dir)
+        return default_folders(), None
     p = Path(target)
     if p.is_dir():
-        return Explorer(Catalog.load(p / "results" if (p / "results").is_dir() else p), data_dir=data_dir)
+        return [p / "results" if (p / "results").is_dir() else p], None
     if p.suffix != ".json" or not p.is_file():
         raise LabError(f"explore() takes a result file (.json), a results folder or nothing; {target} is neither")
     try:
         folders = default_folders()
     except LabError:
         folders = []
-    folders = [f for f in folders if f.resolve() != p.parent.resolve()] + [p.parent]
-    catalog = Catalog.load(folders)
-    return Explorer(catalog, start=catalog.find(p), data_dir=data_dir)
+    return [f for f in folders if f.resolve() != p.parent.resolve()] + [p.parent], p

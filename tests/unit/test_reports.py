@@ -1,37 +1,13 @@
 """The report: computed from result files only, deterministic, smoke runs kept apart."""
-import functools
 import json
 import statistics
-from pathlib import Path
 
 import pytest
 
-from mnist_lab import series
 from mnist_lab.reports import build
-from mnist_lab.net import Net
-from mnist_lab.iterations import BLOCKS, EPOCHS, LR
+from conftest import fake_result
 
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@functools.cache
-def study_notebook(it: int) -> dict:
-    """What the runner records of study notebook `it` in its result files."""
-    return series.own_recipe(series.load(ROOT / "notebooks" / "study").notebooks[it])
-
-
-def fake_result(it, seed, final, smoke=False):
-    h = [{"epoch": e, "lr": LR[it], "train_loss": 0.1, "train_acc": 98.0, "test_loss": 0.05,
-          "test_acc": final - 0.1 * (EPOCHS[it] - e), "test_correct": 0, "seconds": 2.0}
-         for e in range(1, EPOCHS[it] + 1)]
-    return {"iteration": it, "name": f"it{it}", "params": Net(BLOCKS[it]).num_params(), "seed": seed,
-            "epochs": EPOCHS[it], "batch_size": 64, "lr": LR[it], "device": "cpu", "device_name": "x86_64",
-            "threads": 1, "torch": "2.14.1", "python": "3.11.7", "dataset": "MNIST", "test_size": 10_000,
-            "smoke": smoke, "blocks": BLOCKS[it], "config": {"val_fraction": 0.0, "scheduler": "step"},
-            "history": h, "final_test_acc": final, "final_train_acc": 98.0, "wall_seconds": 2.0 * EPOCHS[it],
-            "confusion": [[100 if i == j else 0 for j in range(10)] for i in range(10)], "mistakes": [], "checkpoint": f"it{it}_seed{seed}.pt",
-            "notebook": study_notebook(it), "variant": {}}
 
 
 @pytest.fixture

@@ -3,15 +3,13 @@ four under-8k steps, 5 seeds): complete, as the notebooks plan them, made on Fas
 its test set, every checkpoint scoring exactly what its file says, and the page the generator makes from them."""
 import json
 import shutil
-from pathlib import Path
 
 import pytest
-from conftest import check_bit_for_bit, check_remade_recipe, check_the_committed_plan, committed, papermill_remake
+from conftest import ROOT, held_out, check_bit_for_bit, check_remade_recipe, check_the_committed_plan, committed, papermill_remake
 
 from mnist_lab import machine, paths, series
 from mnist_lab.config import run_id
 
-ROOT = Path(__file__).resolve().parents[1]
 SERIES = {"study_fashion": ("study", 7, (0, 1, 2)), "under8k_fashion": ("under8k", 4, (0, 1, 2, 3, 4))}
 
 
@@ -48,24 +46,30 @@ def test_the_committed_runs_are_what_the_notebooks_plan_now(name):
     check_the_committed_plan(name)
 
 
-@pytest.mark.parametrize("name", SERIES)
-def test_every_checkpoint_scores_exactly_its_files_count(name, mnist_root):
+def _checkpoints():
+    """(series, result file) of every committed run: the first of each series in the fast tier, which is what a
+    change of the loading or evaluation code breaks; all of them in the full tier (each about 4 s on one thread)."""
+    for name in SERIES:
+        for i, file in enumerate(committed(name)):
+            yield pytest.param(name, file, id=f"{name}/{file[:-5]}", marks=() if i == 0 else pytest.mark.slow)
+
+
+@pytest.mark.parametrize("name,file", _checkpoints())
+def test_every_checkpoint_scores_exactly_its_files_count(name, file, mnist_root):
     """Each committed checkpoint, rebuilt and run on the Fashion-MNIST test set with one thread, gets right
     exactly the images its result file counts: the page's numbers are the checkpoints' own."""
     import torch
 
-    from mnist_lab import Config, MNISTData, evaluate, load_model
+    from mnist_lab import evaluate, load_model
 
-    folder = ROOT / "reports" / name / "results"
-    cfg = Config(device="cpu", data_dir=str(mnist_root), dataset="fashion")
-    test = MNISTData.for_config(cfg, "cpu").test
+    r = committed(name)[file]
+    cfg, test = held_out(str(mnist_root), "fashion")
+    model = load_model(ROOT / "reports" / name / "results" / r["checkpoint"])
+    assert model.dataset.key == "fashion" and model.num_params() == r["params"] and model.blocks == r["blocks"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for file, r in committed(name).items():
-            model = load_model(folder / r["checkpoint"])
-            assert model.dataset.key == "fashion" and model.num_params() == r["params"] and model.blocks == r["blocks"]
-            assert evaluate(model, test, cfg)["correct"] == r["history"][-1]["test_correct"], file
+        assert evaluate(model, test, cfg)["correct"] == r["history"][-1]["test_correct"], file
     finally:
         torch.set_num_threads(threads)
 

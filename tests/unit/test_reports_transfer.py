@@ -5,7 +5,6 @@ import json
 import random
 import shutil
 import statistics
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,8 @@ from mnist_lab import paths, series
 from mnist_lab.config import Config
 from mnist_lab.errors import LabError
 from mnist_lab.reports import transfer
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---- the statistics ------------------------------------------------------------------------------------

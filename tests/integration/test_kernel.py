@@ -26,8 +26,8 @@ from mnist_lab.errors import LabError
 from mnist_lab import guard
 from mnist_lab import kernel_launch as launch
 from mnist_lab.series import notebook_defaults
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SITE = sysconfig.get_paths()["purelib"]
 PROBE = "import mnist_lab, mnist_lab.paths\nprint(mnist_lab.__file__)\nprint(mnist_lab.paths.runs_dir())"
 

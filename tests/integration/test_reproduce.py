@@ -16,8 +16,8 @@ import pytest
 from mnist_lab import cli, paths, series
 from mnist_lab.errors import LabError
 from mnist_lab.runs import execute, plan
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 STUDY = series.find(ROOT / "notebooks")["study"]
 COMMITTED = ROOT / "reports" / "study"
 
@@ -73,6 +73,7 @@ def _remade(tmp_path, changes: dict) -> Path:
     return tmp_path / "study"
 
 
+@pytest.mark.slow  # the report of a runs/ folder beside every committed series
 def test_the_report_of_remade_runs_puts_each_beside_its_committed_one(tmp_path):
     from mnist_lab.reports import build
 

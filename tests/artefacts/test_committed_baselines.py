@@ -3,15 +3,13 @@ import json
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import check_the_committed_plan
+from conftest import ROOT, check_the_committed_plan
 
 from mnist_lab import series
 from mnist_lab.config import run_id
 
-ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports" / "baselines"
 SEEDS = (0, 1, 2)
 

@@ -10,9 +10,9 @@ from mnist_lab import reports, series
 from mnist_lab.runs import plan
 from mnist_lab.errors import LabError
 
-from test_report import fake_result
+from conftest import fake_result
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 KNOWN = series.notebook_parameters(ROOT / "notebooks" / "under8k" / "01_skeleton.ipynb")
 
 

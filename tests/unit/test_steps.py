@@ -2,7 +2,6 @@
 head, OneCycleLR, label smoothing, the receptive-field table, and the steps' Target / Result / Analysis."""
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +13,8 @@ from mnist_lab.blocks import conv, gap, head, pool, receptive_field, trans
 from mnist_lab.errors import LabError
 from mnist_lab.iterations import BLOCKS
 from mnist_lab.frameworks.pytorch import loss_fn, optimizer_for, scheduler_for
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 UNDER8K = ROOT / "notebooks" / "under8k"
 
 

@@ -15,8 +15,8 @@ from mnist_lab.augment import augment, normalize, to_float
 from mnist_lab.blocks import bn, conv, dense, flatten, head, layer_counts, pool
 from mnist_lab.errors import LabError
 from mnist_lab.frameworks.pytorch import optimizer_for, scheduler_for
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ROOT / "notebooks" / "baselines"
 
 # Parameters counted by hand: conv k*k*cin*cout + cout, linear fin*fout + fout, BatchNorm 2 per channel.

@@ -15,8 +15,8 @@ import torch
 
 from mnist_lab.runs import local_cluster as lc
 from mnist_lab.runs.local_cluster import local_cluster
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def lab(*args, wait=True):

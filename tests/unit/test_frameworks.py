@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,17 +17,45 @@ from mnist_lab.blocks import bn, conv, dense, drop, flatten, gap, head, pool, tr
 from mnist_lab.errors import LabError
 from mnist_lab.frameworks.pytorch import evaluate, predict
 
-if any(importlib.util.find_spec(m) is None for m in ("keras", "tensorflow", "lightning")):  # Keras alone (on its
-    # torch backend, as on a GPU machine with the kit) is not enough: these tests train on TensorFlow too
+from conftest import ROOT
+
+# Keras alone (on its torch backend, as on a GPU machine with the kit) is not enough: these tests train on
+# TensorFlow too. The frameworks are imported by the fixtures below, in the tests that use them only, so that
+# collecting this file (in every pytest process) imports neither TensorFlow nor Lightning.
+EXTRA = ("keras", "tensorflow", "lightning")
+
+
+@pytest.fixture(scope="session")
+def frameworks_extra():
+    if any(importlib.util.find_spec(m) is None for m in EXTRA):
+        pytest.skip("the frameworks extra is not installed: pip install -e '.[frameworks]'")
+
+
+@pytest.fixture(scope="session")
+def keras_net(frameworks_extra):
+    from mnist_lab.frameworks import keras as keras_net
+
+    return keras_net
+
+
+@pytest.fixture(scope="session")
+def keras(keras_net):
     # not `importorskip("keras")`: Keras must be imported the way keras_net.load does it (see there)
-    pytest.skip("the frameworks extra is not installed: pip install -e '.[frameworks]'", allow_module_level=True)
-from mnist_lab.frameworks import keras as keras_net  # noqa: E402
+    return keras_net.load("tensorflow")
 
-keras = keras_net.load("tensorflow")
-import lightning  # noqa: E402  (after Keras: see keras_net.load)
-from mnist_lab.frameworks import lightning as lightning_net  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+@pytest.fixture(scope="session")
+def lightning(keras):  # after Keras: see keras_net.load
+    import lightning
+
+    return lightning
+
+
+@pytest.fixture(scope="session")
+def lightning_net(lightning):
+    from mnist_lab.frameworks import lightning as lightning_net
+
+    return lightning_net
 
 
 def every_network():
@@ -46,7 +73,7 @@ def buffers(net) -> int:
 
 
 @pytest.mark.parametrize("where,blocks", NETWORKS, ids=[w for w, _ in NETWORKS])
-def test_every_network_has_the_same_parameters_in_every_framework(where, blocks):
+def test_every_network_has_the_same_parameters_in_every_framework(where, blocks, keras, keras_net, lightning_net):
     net = Net(blocks)
     model, _ = keras_net.build(blocks, keras=keras)
     trainable, frozen = keras_net.count(model)
@@ -67,7 +94,7 @@ GAPNET = [conv(1, 6, bn=True, pad=0, bias=False), conv(6, 8, bn=True, pad=0, bia
 
 
 @pytest.mark.parametrize("blocks", [CONVNET, GAPNET], ids=["convnet", "gapnet"])
-def test_keras_computes_what_the_torch_network_computes_and_weights_go_both_ways(blocks, mnist_root):
+def test_keras_computes_what_the_torch_network_computes_and_weights_go_both_ways(blocks, mnist_root, keras, keras_net):
     """Conv kernels, the flatten order of a feature map, BatchNorm statistics: the Keras model given the
     torch weights gives the torch log-probabilities, and its weights come back unchanged."""
     torch.manual_seed(0)
@@ -110,7 +137,8 @@ def train(cfg, blocks):
 
 
 @pytest.mark.parametrize("framework", ["keras", "lightning"])
-def test_a_few_steps_in_each_framework_write_a_result_whose_checkpoint_evaluates(framework, mnist_root, tmp_path):
+def test_a_few_steps_in_each_framework_write_a_result_whose_checkpoint_evaluates(framework, mnist_root, tmp_path,
+                                                                                 keras, lightning):
     cfg = tiny(mnist_root, tmp_path, framework=framework, val_fraction=0.1, scheduler="plateau", gamma=0.5,
                patience=1, restore_best=True, weight_decay=1e-4)
     net, data, device, result, start = train(cfg, CONVNET)
@@ -129,11 +157,11 @@ def test_a_few_steps_in_each_framework_write_a_result_whose_checkpoint_evaluates
     assert evaluate(model, data.test, cfg)["acc"] == pytest.approx(r["final_test_acc"])
 
 
-def test_lightning_trains_the_same_numbers_as_the_pytorch_loop(mnist_root, tmp_path):
+def test_lightning_trains_the_same_numbers_as_the_pytorch_loop(mnist_root, tmp_path, lightning):
     """Same network, weights, batches, optimizer and scheduler: Lightning adds a loop around the same
     arithmetic, so on the CPU with equal threads its history equals the PyTorch trainer's."""
     blocks = [conv(1, 4, bn=True), pool(), drop(0.1), flatten(), dense(4 * 14 * 14, 16), head()]
-    from test_committed_frameworks import same_run
+    from conftest import same_run
 
     runs, weights = {}, {}
     for framework in ("pytorch", "lightning"):
@@ -146,7 +174,7 @@ def test_lightning_trains_the_same_numbers_as_the_pytorch_loop(mnist_root, tmp_p
     assert [r["lr"] for r in runs["pytorch"]] == [0.01, 0.005]
 
 
-def test_keras_gives_the_same_numbers_twice_and_steps_the_learning_rate_per_epoch(mnist_root, tmp_path):
+def test_keras_gives_the_same_numbers_twice_and_steps_the_learning_rate_per_epoch(mnist_root, tmp_path, keras):
     cfg = tiny(mnist_root, tmp_path, framework="keras", optimizer="sgd", momentum=0.9, scheduler="step",
                step_size=1, gamma=0.5)
     blocks = [flatten(), dense(784, 32), drop(0.2), head()]
@@ -156,7 +184,7 @@ def test_keras_gives_the_same_numbers_twice_and_steps_the_learning_rate_per_epoc
     assert [row["lr"] for row in first] == pytest.approx([0.01, 0.005])
 
 
-def test_keras_reads_the_batches_the_pytorch_trainer_reads(mnist_root):
+def test_keras_reads_the_batches_the_pytorch_trainer_reads(mnist_root, keras, keras_net):
     data = MNISTData.load(mnist_root, batch_size=100, seed=3, max_batches=5)
     reference = MNISTData.load(mnist_root, batch_size=100, seed=3, max_batches=5)
     epochs = keras_net._Epochs(keras, data.train)
@@ -207,7 +235,7 @@ def test_a_framework_that_is_not_installed_says_how_to_install_it(module, framew
     assert what in done.stderr and "pip install -e '.[frameworks]'" in done.stderr
 
 
-def test_keras_on_the_torch_backend(mnist_root, tmp_path):
+def test_keras_on_the_torch_backend(mnist_root, tmp_path, frameworks_extra):
     """keras_backend='torch': Keras 3 on PyTorch; a fresh process, since a process holds one backend."""
     code = (f"from mnist_lab import Config, MNISTData, Net, fit, setup, flatten, dense, head\n"
             f"cfg = Config(framework='keras', keras_backend='torch', epochs=1, smoke=True, smoke_batches=5, "
@@ -246,7 +274,7 @@ def test_a_comparison_with_a_side_no_sweep_makes_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_whole_frameworks_series_runs_as_smoke_runs_with_a_report(tmp_path, mnist_root):
+def test_the_whole_frameworks_series_runs_as_smoke_runs_with_a_report(tmp_path, mnist_root, frameworks_extra):
     """papermill runs notebooks 1 and 5 in every framework they list (1: all four; 5: BatchNorm, early
     stopping and ReduceLROnPlateau in each framework's own callbacks), then the comparison report."""
     out = tmp_path / "out"
@@ -265,7 +293,8 @@ def test_the_whole_frameworks_series_runs_as_smoke_runs_with_a_report(tmp_path, 
         assert f"| 1 | 0 | {framework} | 101,770 |" in smoke
 
 
-def test_a_series_needing_a_framework_that_is_not_installed_stops_before_anything_runs(monkeypatch, tmp_path):
+def test_a_series_needing_a_framework_that_is_not_installed_stops_before_anything_runs(monkeypatch, tmp_path,
+                                                                                        frameworks_extra):
     monkeypatch.setitem(sys.modules, "lightning", None)  # as if it were not installed
     s = series.load(ROOT / "notebooks" / "frameworks")
     with pytest.raises(LabError, match=r"frameworks/01_mlp.ipynb \{'framework': 'lightning'\}: framework 'lightning' "
@@ -274,7 +303,7 @@ def test_a_series_needing_a_framework_that_is_not_installed_stops_before_anythin
     assert not (tmp_path / "frameworks").exists()
 
 
-def test_an_optional_keras_backend_that_is_not_installed_is_named(monkeypatch):
+def test_an_optional_keras_backend_that_is_not_installed_is_named(monkeypatch, frameworks_extra):
     from mnist_lab.frameworks import missing
 
     monkeypatch.setitem(sys.modules, "jax", None)
@@ -293,7 +322,7 @@ def test_time_to_a_target_accuracy_counts_every_epoch_until_it_is_reached():
     assert to_target(row, 99.0) == (None, 3)
 
 
-def test_keras_fit_takes_the_batches_in_the_seeded_order(mnist_root, tmp_path, monkeypatch):
+def test_keras_fit_takes_the_batches_in_the_seeded_order(mnist_root, tmp_path, monkeypatch, keras, keras_net):
     """What Keras' fit actually asks the PyDataset for: every batch once per epoch, in order (Keras
     would shuffle a PyDataset's batches unless told not to)."""
     asked = []

@@ -16,11 +16,20 @@ pytest.importorskip("anywidget")
 
 from mnist_lab import LabError, cli, explore, fetch, load_model, pad  # noqa: E402
 from mnist_lab.augment import normalize, to_float  # noqa: E402
+from mnist_lab.config import BATCH_ENV  # noqa: E402
 from mnist_lab.reports.stats import stats, verdict  # noqa: E402
 from mnist_lab.widgets.catalog import MEAN, Catalog  # noqa: E402
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "reports" / "study" / "results"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def interactive():
+    """Driven as a Jupyter frontend drives them: not in batch mode, whatever the shell has set."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(BATCH_ENV, raising=False)
+        yield
 
 
 def study_run(iteration=5, seed=1) -> Path:
@@ -338,3 +347,90 @@ def test_a_model_that_cannot_be_loaded_leaves_the_pad_on_the_one_it_had(tmp_path
 def test_pad_says_what_a_folder_is_not(tmp_path):
     with pytest.raises(LabError, match="is a folder"):
         pad(tmp_path)
+
+
+# -- batch mode: a papermill or nbval kernel, where only the static display is ever shown
+
+@pytest.fixture
+def folders_read(monkeypatch):
+    """The results folders the explorer's catalogue reads from now on, resolved, in order."""
+    from mnist_lab.widgets import catalog
+
+    read, load = [], catalog.load_results
+    monkeypatch.setattr(catalog, "load_results", lambda folder, **kw: read.append(Path(folder).resolve()) or
+                        load(folder, **kw))
+    return read
+
+
+def test_in_batch_mode_explore_shows_the_explorers_static_display_read_from_the_runs_folder_alone(
+        run_file, folders_read, monkeypatch):
+    from mnist_lab.widgets import Explorer
+
+    full = explore(run_file)._repr_mimebundle_()
+    assert len(set(folders_read)) > 1  # the explorer reads every committed series, to compare with
+    folders_read.clear()
+    monkeypatch.setenv(BATCH_ENV, "1")
+    shown = explore(run_file)
+    bundle = shown._repr_mimebundle_()
+    assert not isinstance(shown, Explorer) and folders_read == [run_file.parent.resolve()]
+    assert set(bundle) == {"image/png", "text/plain"}  # what a kept notebook holds of the explorer (nbfiles)
+    assert bundle["text/plain"] == full["text/plain"] and "05 bn_below_20k (pytorch, seed 1)" in bundle["text/plain"]
+    assert bundle["image/png"] == full["image/png"]  # the same figure, drawn alike to the byte
+
+
+@pytest.mark.parametrize("target, first", [(None, STUDY), (ROOT / "reports" / "frameworks",
+                                                            ROOT / "reports" / "frameworks" / "results")])
+def test_in_batch_mode_explore_of_a_folder_or_of_nothing_shows_the_run_set_the_explorer_opens_on(
+        target, first, folders_read, monkeypatch):
+    full = explore(target)._repr_mimebundle_()
+    folders_read.clear()
+    monkeypatch.setenv(BATCH_ENV, "1")
+    bundle = explore(target)._repr_mimebundle_()
+    assert folders_read == [first.resolve()]
+    assert bundle["text/plain"] == full["text/plain"] and "mean over seeds" in bundle["text/plain"]
+    assert bundle["image/png"] == full["image/png"]
+
+
+@pytest.mark.parametrize("which", ["committed", "elsewhere", "default"])
+def test_in_batch_mode_pad_shows_the_pads_line_without_listing_every_checkpoint(
+        which, tmp_path, run_file, folders_read, monkeypatch):
+    target = {"committed": run_file, "default": None}.get(which, tmp_path / "results" / run_file.name)
+    if which == "elsewhere":  # a notebook's own run, outside reports/ and runs/
+        target.parent.mkdir()
+        for suffix in (".json", ".pt"):
+            target.with_suffix(suffix).write_bytes(run_file.with_suffix(suffix).read_bytes())
+    full = pad(target)._repr_mimebundle_()["text/plain"]
+    named = {"committed": "(reports/study 05 bn_below_20k, pytorch, seed 1: ", "elsewhere": "(this run: 05 ",
+             "default": " (the study's best)): "}[which]
+    assert named in full
+    folders_read.clear()
+    monkeypatch.setenv(BATCH_ENV, "1")
+    assert pad(target)._repr_mimebundle_() == {"text/plain": full}
+    assert folders_read == ([] if which == "elsewhere" else [STUDY.resolve()])
+
+
+def test_a_bad_target_is_refused_in_the_same_words_in_batch_mode(tmp_path, run_file, monkeypatch):
+    for name in ("empty", "bad", "damaged", "broken"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "bad" / "it1_seed0_x.json").write_text("[]")
+    damaged = tmp_path / "damaged" / run_file.name  # alone in its folder: nothing there to show
+    damaged.write_text("{not json")
+    broken = tmp_path / "broken" / run_file.name
+    broken.write_bytes(run_file.read_bytes())
+    broken.with_suffix(".pt").write_bytes(b"not a checkpoint")
+    for fn, target, words in [(explore, tmp_path / "nothing.txt", "takes a result file"),
+                              (explore, tmp_path / "empty", "no usable result files"),
+                              (explore, tmp_path / "bad", "not a result file"),
+                              (explore, damaged, "is not a usable result file"),
+                              (pad, tmp_path / "gone.pt", "no checkpoint"), (pad, tmp_path, "is a folder"),
+                              (pad, damaged, "not a readable result file"), (pad, broken, "damaged")]:
+        said = []
+        for batch in (False, True):
+            if batch:
+                monkeypatch.setenv(BATCH_ENV, "1")
+            else:
+                monkeypatch.delenv(BATCH_ENV, raising=False)
+            with pytest.raises(LabError, match=words) as exc:
+                fn(target)
+            said.append(str(exc.value))
+        assert said[0] == said[1], (fn.__name__, target)

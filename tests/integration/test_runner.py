@@ -5,12 +5,11 @@ import shutil
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def lab(*args, cwd=ROOT):
@@ -173,10 +172,23 @@ def test_parallel_equals_serial_at_equal_threads(series, mnist_root, tmp_path):
     (["--set", "rotation=0"], "study/01_baseline.ipynb takes no parameter 'rotation'; pick the notebooks"),
     (["--series", "baselines", "--set", "framework=numpy"], "framework 'numpy' trains with minibatch SGD"),
 ])
-def test_bad_run_arguments_are_clear_and_nothing_runs(args, message, tmp_path):
-    done = lab("run", "--smoke", "--out", str(tmp_path / "out"), *args)
-    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
-    assert done.stderr.count("\n") == 1  # one line
+def test_bad_run_arguments_are_clear_and_nothing_runs(args, message, tmp_path, capsys):
+    """In the test's process (a command line each would cost a Python start-up and the lab's import); the test
+    after this one sees such a line reach a real console."""
+    from mnist_lab import cli
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["run", "--smoke", "--out", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and "Traceback" not in err
+    assert err.count("\n") == 1  # one line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_run_argument_is_one_line_on_the_console_and_nothing_runs(tmp_path):
+    done = lab("run", "--smoke", "--out", str(tmp_path / "out"), "--set", "epocs=2")
+    assert done.returncode == 2 and "Did you mean 'epochs'" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
 
 
@@ -190,6 +202,7 @@ def test_two_notebooks_declaring_the_same_run_are_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # whole smoke runs through papermill
 def test_workers_are_capped_and_repeated_iterations_run_once(tmp_path, mnist_root):
     done = lab("run", "--smoke", "--series", "study", "--iterations", "1", "1", "--workers", "100", "--out", str(tmp_path),
                "--data", str(mnist_root), "--no-report")
@@ -197,6 +210,7 @@ def test_workers_are_capped_and_repeated_iterations_run_once(tmp_path, mnist_roo
     assert "--workers 100 capped to 1 (1 run(s)" in done.stdout and "1 run(s): series study [1]" in done.stdout
 
 
+@pytest.mark.slow  # whole smoke runs through papermill
 def test_an_output_folder_being_written_is_refused_and_a_stale_lock_taken_over(tmp_path, mnist_root):
     from mnist_lab.runs.lock import FolderLock
 
@@ -237,7 +251,7 @@ def test_notebooks_left_running_by_a_killed_run_keep_its_folder_locked(tmp_path,
 def test_nbval_smoke_mode_does_not_leak_into_unit_tests():
     """`pytest --nbval-lax` over unit tests: the plugin's smoke mode is for notebook cells only."""
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-                           "tests/test_identity.py::test_every_parameter_that_changes_the_numbers_changes_the_identity"],
+                           "tests/unit/test_config.py::test_every_parameter_that_changes_the_numbers_changes_the_identity"],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:]
 

@@ -14,8 +14,8 @@ import pytest
 
 from mnist_lab import series
 from mnist_lab.reports import build, plots, table
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"
 # The columns that name a setting or the machine: where every row of a table shares one, it belongs above it.
 SETTINGS = {"Params", "Framework", "Epochs", "Epochs trained", "Batch", "Augmentation", "Machine", "CPU threads",
@@ -73,7 +73,7 @@ def test_the_study_asks_its_question_once_with_every_comparison_under_it():
 
 def test_rows_made_on_two_machines_never_look_alike(tmp_path):
     """The smoke runs' table of one notebook and seed, run on two CPUs: the machine tells the rows apart."""
-    from test_report import fake_result
+    from conftest import fake_result
 
     res = tmp_path / "study" / "results"
     res.mkdir(parents=True)

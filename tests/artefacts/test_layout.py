@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from mnist_lab.config import OMITTED_AT_DEFAULT
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "mnist_lab"
 WINGS = ("frameworks", "runs", "reports")
 
@@ -115,6 +115,7 @@ def test_reports_and_the_report_command_do_not_import_torch(tmp_path, mnist_root
     assert "## The goal, step by step" in (tmp_path / "under8k" / "README.md").read_text()
 
 
+@pytest.mark.slow  # the runner or the report command in a process of its own, on committed series
 def test_a_series_from_a_folder_of_another_name_is_reported_with_its_own_series_json(tmp_path, mnist_root):
     """`run --notebooks DIR`: the report and the index read DIR's series.json (its title, its kind of page),
     not the repository's notebooks/<the same name>/, nor the notebooks as they are later."""
@@ -213,6 +214,7 @@ def test_the_readme_is_a_front_door():
     assert len((ROOT / "README.md").read_text()) <= 12_000
 
 
+@pytest.mark.slow  # the runner or the report command in a process of its own, on committed series
 def test_the_index_keeps_the_titles_of_the_series_it_was_not_asked_to_report(tmp_path, mnist_root):
     for name in ("study", "under8k"):
         shutil.copytree(ROOT / "reports" / name / "results", tmp_path / name / "results")

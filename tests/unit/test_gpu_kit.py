@@ -16,8 +16,8 @@ import pytest
 from mnist_lab import fetch
 from mnist_lab.errors import LabError
 from mnist_lab.gpu import check, kit
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "mnist_lab" / "gpu" / "check.sh"
 # The GPU machine's image as its pip list reads (Python 3.12.3 there): the versions this lab's code must work with.
 IMAGE_PINS = ["torch==2.11.0", "torchvision==0.26.0", "numpy==2.5.2", "pytorch-lightning==2.6.6", "lightning==2.6.6",
@@ -168,6 +168,7 @@ def standin(tmp_path_factory, mnist_root):
 
 
 @pytest.mark.slow
+@pytest.mark.gpu_kit  # `make test-gpu-kit`; not in `make test-all`
 def test_the_whole_gpu_check_runs_in_the_stand_in_on_the_cpu(standin, tmp_path):
     python, kit_dir = standin
     out = tmp_path / "out"
@@ -190,6 +191,7 @@ def test_the_whole_gpu_check_runs_in_the_stand_in_on_the_cpu(standin, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.gpu_kit  # `make test-gpu-kit`; not in `make test-all`
 def test_the_lab_runs_on_the_images_torch(standin, tmp_path, mnist_root):
     """The core unit tests under torch 2.11 (the GPU machine's), with the kit's packages: no API the older
     torch lacks."""
@@ -199,10 +201,10 @@ def test_the_lab_runs_on_the_images_torch(standin, tmp_path, mnist_root):
                     *map(str, sorted((kit_dir / "wheels").glob("*.whl")))], check=True)
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env.update(PYTHONPATH=f"{ROOT}:{site}", MNIST_LAB_DATA=str(mnist_root))
-    tests = ["tests/test_trainer.py", "tests/test_augment.py", "tests/test_blocks.py", "tests/test_net.py",
-             "tests/test_under8k.py", "tests/test_digits.py", "tests/test_identity.py"]
+    tests = [f"tests/unit/test_{m}.py" for m in ("trainer", "augment", "blocks", "steps", "digitize", "config")]
+    assert all((ROOT / t).is_file() for t in tests), "a core test file was renamed: name it here"
     done = subprocess.run([python, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider",
-                           *[t for t in tests if (ROOT / t).is_file()]], cwd=ROOT, env=env, capture_output=True,
+                           *tests], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-4000:]
     # Keras there runs on its torch backend (no TensorFlow in the kit): a smoke run through papermill

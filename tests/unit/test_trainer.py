@@ -1,6 +1,5 @@
 """Config validation, the trainer on the real code path at tiny size, result files and checkpoints."""
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +8,7 @@ import torch.nn.functional as F
 from mnist_lab import Config, MNISTData, Net, evaluate, fit, load_model, record, setup
 from mnist_lab.errors import LabError
 from mnist_lab.iterations import BLOCKS
+from conftest import ROOT
 
 REQUIRED = {"iteration", "name", "params", "seed", "epochs", "batch_size", "lr", "device", "torch", "dataset",
             "test_size", "smoke", "history", "final_test_acc", "wall_seconds"}
@@ -144,13 +144,39 @@ def test_plateau_scheduler_lowers_lr_when_val_loss_stalls(mnist_root, tmp_path):
     assert [e["lr"] for e in h] == pytest.approx([1e-12, 1e-12, 1e-12, 5e-13, 5e-13])
 
 
-def test_auto_device_is_cpu_without_cuda():
+def test_auto_device_is_cuda_where_available_and_a_named_device_is_honoured(monkeypatch):
+    """"auto" asks CUDA; a named device is honoured (CUDA named where there is none is refused, not
+    replaced); on a cluster worker this machine's CUDA is never asked. No tensor is made on a device."""
     from mnist_lab import pick_device
 
-    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(LabError, match="CUDA is not available"):
-            pick_device("cuda")
+    def cuda(available):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+
+    cuda(False)
+    assert pick_device("auto") == pick_device() == torch.device("cpu")
+    assert pick_device("cpu") == torch.device("cpu")
+    for name in ("cuda", "cuda:0", "cuda:1"):
+        with pytest.raises(LabError, match=f"device '{name}' asked for, but CUDA is not available here; "
+                                           "use device='cpu' or 'auto'"):
+            pick_device(name)
+    cuda(True)
+    assert pick_device("auto") == pick_device() == torch.device("cuda")
+    assert pick_device("cpu") == torch.device("cpu")  # an explicit CPU, whatever is available
+    assert pick_device("cuda") == torch.device("cuda") and pick_device("cuda:1") == torch.device("cuda", 1)
+    for available in (False, True):
+        cuda(available)
+        with pytest.raises(LabError, match="unknown device 'gpu'; use 'auto', 'cpu' or 'cuda'"):
+            pick_device("gpu")
+
+    def never():
+        raise AssertionError("a cluster worker's device must not be detected here")
+
+    monkeypatch.setattr(torch.cuda, "is_available", never)
+    assert pick_device("cuda", elsewhere=True) == torch.device("cuda")  # the worker has it, not this machine
+    assert pick_device("cpu", elsewhere=True) == torch.device("cpu")
+    with pytest.raises(LabError, match="on a cluster the device is chosen, not detected: device 'cpu' or 'cuda', "
+                                       "not 'auto'"):
+        pick_device("auto", elsewhere=True)
 
 
 def test_foreach_adam_is_bitwise_the_per_tensor_adam():
@@ -181,5 +207,5 @@ def test_a_run_made_outside_the_runner_records_its_notebook_and_what_it_changed(
     cfg = tiny(mnist_root, tmp_path, series="study", epochs=1, smoke_epochs=1, smoke_batches=2, lr=0.05)
     model, data, res, dev = train(cfg)
     r = json.loads(record(cfg, model, res, data, dev).read_text())
-    own = own_recipe(load(Path(__file__).resolve().parents[1] / "notebooks" / "study").notebooks[5])
+    own = own_recipe(load(ROOT / "notebooks" / "study").notebooks[5])
     assert r["notebook"] == own and r["variant"] == {"epochs": 1, "lr": 0.05}

@@ -15,8 +15,8 @@ from mnist_lab.data import load_split
 from mnist_lab.digitize import mnist_like
 from mnist_lab.errors import LabError
 from mnist_lab.reports import best_checkpoint
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def centre_of_mass(a):

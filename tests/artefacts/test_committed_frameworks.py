@@ -2,16 +2,14 @@
 across frameworks, and what its report and the README say."""
 import json
 import statistics
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import check_bit_for_bit, check_remade_recipe, check_the_committed_plan, committed, papermill_remake
+from conftest import ROOT, same_run, check_bit_for_bit, check_remade_recipe, check_the_committed_plan, committed, papermill_remake
 
 from mnist_lab import machine, series
 from mnist_lab.config import run_id
 
-ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports" / "frameworks"
 SEEDS = (0, 1, 2)
 VERSIONS = {"pytorch": set(), "keras": {"keras", "keras_backend", "tensorflow"}, "lightning": {"lightning"},
@@ -67,18 +65,6 @@ def test_the_same_network_has_the_same_parameters_in_every_framework(results):
 
 # Lightning's own epoch averages (of the training batches' loss and accuracy, and of the validation
 # batches') are float32 means: equal to the PyTorch trainer's sums in all but the last digits.
-AVERAGED = ("train_loss", "train_acc", "val_loss", "val_acc")
-
-
-def same_run(a: dict, b: dict):
-    """Two histories of the same arithmetic: held-out figures and learning rates equal, averages to float32."""
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        assert {k: v for k, v in x.items() if k not in AVERAGED + ("seconds",)} == \
-               {k: v for k, v in y.items() if k not in AVERAGED + ("seconds",)}
-        keys = [k for k in AVERAGED if k in x]
-        assert keys == [k for k in AVERAGED if k in y]
-        assert [x[k] for k in keys] == pytest.approx([y[k] for k in keys], rel=1e-5)
 
 
 def test_lightning_gave_exactly_the_pytorch_numbers(results):

@@ -2,15 +2,13 @@
 them, what the goal check says of them, and what its report and the README say."""
 import json
 import statistics
-from pathlib import Path
 
 import pytest
-from conftest import check_bit_for_bit, check_remade_recipe, check_the_committed_plan, committed, papermill_remake
+from conftest import ROOT, check_bit_for_bit, check_remade_recipe, check_the_committed_plan, committed, papermill_remake
 
 from mnist_lab import machine, series, steps
 from mnist_lab.config import run_id
 
-ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports" / "under8k"
 SEEDS = (0, 1, 2, 3, 4)
 
