@@ -67,7 +67,7 @@ bench: setup
 # all that --nbval-lax would) one declared notebook per series folder and every notebook changed against main
 # (tests/fast_notebooks.py), each as a smoke run, one notebook per worker. `make test-all` runs every notebook.
 test: setup
-	$(BIN)/python -m pytest -n auto -m "not slow" tests
+	$(BIN)/python -m pytest -n auto --dist worksteal -m "not slow" tests
 	$(BIN)/python -m pytest -n auto --dist loadscope --nbval $$($(BIN)/python tests/fast_notebooks.py)
 
 # The browser test's tools (tests/integration/test_browser.py: JupyterLab driven by Playwright): Playwright from PyPI, and
@@ -95,7 +95,7 @@ test-all: setup browser
 	@command -v Xvfb >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  (apt-get install -y -qq xvfb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq xvfb >/dev/null)); } || \
 	  echo "Xvfb not available: the drawing-window test will be skipped"
-	$(BIN)/python -m pytest -n auto -m "not gpu_kit" tests
+	$(BIN)/python -m pytest -n auto --dist worksteal -m "not gpu_kit" tests
 	@echo "The machine-bound tests again as on another CPU (torch with no vector instructions): each skips its bit-for-bit check, naming what differs, and checks the rest"
 	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest -n auto tests/artefacts/test_committed_*.py tests/unit/test_augment.py -k "remake or plan_now or rotation_grid"
 	$(BIN)/python -m pytest -n auto --dist loadscope --nbval notebooks

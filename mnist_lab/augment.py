@@ -48,7 +48,7 @@ def _grid(degrees: torch.Tensor, size: int) -> torch.Tensor:
     F.affine_grid multiplies each image's (H*W, 3) base grid by its 2x3 matrix with bmm, which at
     28x28 costs more than the grid_sample itself on the CPU. The translation column is 0, so each
     coordinate is x*a + y*b; computed as two products and a sum it equals affine_grid's output
-    bitwise (tests/test_augment.py compares them).
+    bitwise (tests/unit/test_augment.py compares them).
     """
     a = degrees * (math.pi / 180)
     cos, sin = torch.cos(a), torch.sin(a)

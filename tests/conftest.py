@@ -26,6 +26,12 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first (each runs whole notebooks for a minute or more): started last, one of them would keep
+    one worker busy while the other has nothing left to do."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def real_data_root() -> Path:
     return Path(os.environ.get("MNIST_LAB_DATA", ROOT / "data"))
 

@@ -4,7 +4,7 @@ No autograd and no torch in the training loop: the images are turned into NumPy 
 it starts. The network comes from the same block list as a torch `Net` (flatten, dense blocks, a head
 without dropout), so its parameter count is the torch network's, and after training its weights are
 copied into that `Net`: the result file, the checkpoint, `predict` and the report then treat it like
-any other run. tests/test_numpy_mlp.py checks the gradients against finite differences and against
+any other run. tests/unit/test_numpy_mlp.py checks the gradients against finite differences and against
 torch autograd on the same weights.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Processes the lab starts that must not outlive it: a notebook's papermill on a Dask worker, and the Dask
-scheduler and workers it starts on this machine (`mnist-lab bench --cluster`, tests/test_cluster.py).
+scheduler and workers it starts on this machine (`mnist-lab bench --cluster`, tests/integration/test_cluster.py).
 
 Each is started through `die_with_parent`: a short Python preamble asks Linux to SIGKILL it when the process
 that started it ends (prctl PR_SET_PDEATHSIG), then execs the real command. An exec wrapper rather than
