@@ -24,7 +24,7 @@ def refresh(path: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / path.name
         env = dict(os.environ, MNIST_LAB_SMOKE="1", MNIST_LAB_RESULTS=tmp)
-        subprocess.run([sys.executable, "-m", "papermill", str(path), str(out), "--cwd", str(path.parent),
+        subprocess.run([sys.executable, "-m", "mnist_lab.runs.papermill_main", str(path), str(out), "--cwd", str(path.parent),
                         "-k", "python3", "--no-progress-bar"], check=True, env=env, capture_output=True)
         executed = nbformat.read(out, 4)
     nb = nbformat.read(path, 4)

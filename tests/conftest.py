@@ -150,7 +150,7 @@ def papermill_remake(notebook: str, out: Path, mnist_root: Path, result: dict, *
     tiny = bool(machine.remake_blockers(result))
     args = dict(params, seed=result["seed"], threads=result["recipe"]["threads"], device="cpu",
                 results_dir=str(out), data_dir=str(mnist_root), smoke=tiny)
-    done = subprocess.run([sys.executable, "-m", "papermill", notebook, str(out / "run.ipynb"), "-k", "python3",
+    done = subprocess.run([sys.executable, "-m", "mnist_lab.runs.papermill_main", notebook, str(out / "run.ipynb"), "-k", "python3",
                            "-y", json.dumps(args)], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     [new] = out.glob(f"it{result['iteration']}_seed{result['seed']}_*.json")

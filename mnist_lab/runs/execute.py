@@ -20,7 +20,7 @@ from .plan import Job, finished
 
 def papermill_command(notebook: str, output: str, cwd: str, params: dict) -> list[str]:
     """The papermill process that runs one notebook (paths as the executed notebook records them)."""
-    return [sys.executable, "-m", "papermill", notebook, output, "--cwd", cwd, "-k", "python3", "--no-progress-bar",
+    return [sys.executable, "-m", "mnist_lab.runs.papermill_main", notebook, output, "--cwd", cwd, "-k", "python3", "--no-progress-bar",
             "-y", json.dumps(params)]
 
 
