@@ -13,7 +13,7 @@ import torch
 
 from mnist_lab import fetch, machine
 
-ROOT = Path(__file__).resolve().parents[1]
+from fast_notebooks import ROOT  # noqa: E402  the repository root, defined once (that script runs without pytest)
 
 
 def pytest_configure(config):
